@@ -1,0 +1,67 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { Deps } from '../deps.js';
+import { userTokens, users } from '../db/schema/index.js';
+import { AppError, notFound } from '../errors.js';
+
+/**
+ * Bearer auth (CONTRACT.md §2). The admin token reaches everything; a user token reaches
+ * only its own user, and anything else answers 404 — never 403, so ids of other users'
+ * objects cannot be probed.
+ */
+export type Principal = { kind: 'admin' } | { kind: 'user'; userId: number };
+export type AuthEnv = { Variables: { principal: Principal } };
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+export const newUserToken = () => `drt_${randomBytes(32).toString('base64url')}`;
+
+function sameSecret(a: string, b: string): boolean {
+  // Hashing first gives equal lengths, so the comparison is constant-time whatever the input.
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+export function authenticate(deps: Deps): MiddlewareHandler<AuthEnv> {
+  return async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw new AppError('unauthorized', 'a bearer token is required');
+    const token = m[1];
+    if (sameSecret(token, deps.config.adminToken)) {
+      c.set('principal', { kind: 'admin' });
+    } else {
+      const [row] = await deps.db
+        .select({ userId: userTokens.userId })
+        .from(userTokens)
+        .where(eq(userTokens.tokenHash, hashToken(token)));
+      if (!row) throw new AppError('unauthorized', 'unknown token');
+      c.set('principal', { kind: 'user', userId: row.userId });
+    }
+    await next();
+  };
+}
+
+export function requireAdmin(c: Context<AuthEnv>): void {
+  // A user token must not learn that admin routes exist.
+  if (c.get('principal').kind !== 'admin') throw notFound();
+}
+
+/**
+ * `{u}` of `/users/{u}/…` → the user id the caller may act on. `me` is the caller's own
+ * user; a numeric id is the admin's choice or the user's own id. The user must exist.
+ */
+export async function resolveUser(deps: Deps, c: Context<AuthEnv>, u: string): Promise<number> {
+  const p = c.get('principal');
+  let id: number;
+  if (u === 'me') {
+    if (p.kind !== 'user') throw new AppError('not_found', "the admin token has no user: use /users/{id}/…");
+    id = p.userId;
+  } else {
+    if (!/^\d{1,16}$/.test(u) || !Number.isSafeInteger(Number(u))) throw notFound('user');
+    id = Number(u);
+    if (p.kind === 'user' && p.userId !== id) throw notFound('user');
+  }
+  const [row] = await deps.db.select({ id: users.id }).from(users).where(eq(users.id, id));
+  if (!row) throw notFound('user');
+  return id;
+}

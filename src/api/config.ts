@@ -1,0 +1,47 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Deps } from '../deps.js';
+import { newRouter } from '../router.js';
+import { parseSettingsUpdate, readSettings, writeSettings } from '../settings.js';
+import { requireAdmin } from './auth.js';
+import { bearer, errorResponses } from './schemas.js';
+
+const ConfigSchema = z
+  .object({
+    force_pdf: z.string().openapi({ example: '0' }),
+    'captcha.enabled': z.string().openapi({ example: '0' }),
+    'captcha.max_retries': z.string(),
+    'notify.document_types': z.string(),
+  })
+  .openapi('Config');
+const ok = { description: 'the whole config', content: { 'application/json': { schema: ConfigSchema } } };
+
+const get = createRoute({ method: 'get', path: '/config', summary: 'Config keys (admin)', security: bearer, responses: { 200: ok, ...errorResponses } });
+const post = createRoute({
+  method: 'post',
+  path: '/config',
+  summary: 'Change some config keys (admin); unknown keys or bad values change nothing',
+  security: bearer,
+  // Validated by parseSettingsUpdate, which names every bad key at once (400 invalid_config).
+  request: { body: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, required: true } },
+  responses: { 200: ok, ...errorResponses },
+});
+
+export function configRoutes(deps: Deps) {
+  return newRouter()
+    .openapi(get, async (c) => {
+      requireAdmin(c);
+      return c.json(await readSettings(deps.db), 200);
+    })
+    .openapi(
+      post,
+      async (c) => {
+        requireAdmin(c);
+        const update = parseSettingsUpdate(c.req.valid('json'));
+        const settings = await deps.db.transaction(async (tx) => {
+          await writeSettings(tx, update);
+          return readSettings(tx);
+        });
+        return c.json(settings, 200);
+      },
+    );
+}

@@ -1,0 +1,124 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { and, desc, eq, gte, isNull, lte, max, min, count, sql, type SQL } from 'drizzle-orm';
+import { presentDocument } from '../archive/present.js';
+import type { Deps } from '../deps.js';
+import { documentFiles, documents, subscriptions } from '../db/schema/index.js';
+import { notFound } from '../errors.js';
+import { newRouter } from '../router.js';
+import { resolveUser } from './auth.js';
+import { allFlag, bearer, DocumentSchema, errorResponses, IdParam, UserParam } from './schemas.js';
+
+const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'YYYY-MM-DD');
+const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+  type: z.string().min(1).optional(),
+  min_date: day.optional(),
+  max_date: day.optional(),
+  all: allFlag,
+});
+const ListResponse = z.object({
+  documents: z.array(DocumentSchema),
+  total: z.number().int(),
+  first_date: z.string().nullable(),
+  last_date: z.string().nullable(),
+  result_min_date: z.string().nullable(),
+  result_max_date: z.string().nullable(),
+});
+const ok = <T extends z.ZodType>(schema: T) => ({ description: 'ok', content: { 'application/json': { schema } } });
+
+const listForUser = createRoute({
+  method: 'get',
+  path: '/users/{u}/documents',
+  summary: "A user's documents, newest first (those of deleted subscriptions only with ?all)",
+  security: bearer,
+  request: { params: UserParam, query: ListQuery },
+  responses: { 200: ok(ListResponse), ...errorResponses },
+});
+
+const listForSubscription = createRoute({
+  method: 'get',
+  path: '/users/{u}/subscriptions/{id}/documents',
+  summary: "A subscription's documents, newest first",
+  security: bearer,
+  request: { params: UserParam.merge(IdParam), query: ListQuery },
+  responses: { 200: ok(ListResponse), ...errorResponses },
+});
+
+const getOne = createRoute({
+  method: 'get',
+  path: '/users/{u}/documents/{id}',
+  summary: 'One document',
+  security: bearer,
+  request: { params: UserParam.merge(IdParam) },
+  responses: { 200: ok(DocumentSchema), ...errorResponses },
+});
+
+type Query = z.infer<typeof ListQuery>;
+
+export function documentRoutes(deps: Deps) {
+  const { db } = deps;
+
+  /** Totals and date bounds over every match, then one page of it (CONTRACT.md §5). */
+  const list = async (scope: SQL[], q: Query, hideDeletedSubscriptions: boolean) => {
+    const where = [...scope];
+    if (q.type) where.push(eq(documents.type, q.type));
+    if (q.min_date) where.push(gte(documents.date, q.min_date));
+    if (q.max_date) where.push(lte(documents.date, q.max_date));
+    if (hideDeletedSubscriptions) where.push(isNull(subscriptions.deleted));
+    const filter = and(...where);
+
+    const [totals] = await db
+      .select({ total: count(), first: min(documents.date), last: max(documents.date) })
+      .from(documents)
+      .innerJoin(subscriptions, eq(subscriptions.id, documents.subscriptionId))
+      .where(filter);
+    const page = await db
+      .select({ d: documents, f: documentFiles })
+      .from(documents)
+      .innerJoin(subscriptions, eq(subscriptions.id, documents.subscriptionId))
+      .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
+      .where(filter)
+      .orderBy(sql`${documents.date} desc nulls last`, desc(documents.id))
+      .limit(q.limit)
+      .offset(q.offset);
+
+    const dates = page.map((r) => r.d.date).filter((d): d is string => d !== null).sort();
+    return {
+      documents: page.map((r) => presentDocument(r.d, r.f, deps.links)),
+      total: totals.total,
+      first_date: totals.first,
+      last_date: totals.last,
+      result_min_date: dates[0] ?? null,
+      result_max_date: dates.at(-1) ?? null,
+    };
+  };
+
+  return newRouter()
+    .openapi(listForUser, async (c) => {
+      const userId = await resolveUser(deps, c, c.req.valid('param').u);
+      const q = c.req.valid('query');
+      return c.json(await list([eq(documents.userId, userId)], q, !q.all), 200);
+    })
+    .openapi(listForSubscription, async (c) => {
+      const { u, id } = c.req.valid('param');
+      const userId = await resolveUser(deps, c, u);
+      const [sub] = await db
+        .select({ id: subscriptions.id })
+        .from(subscriptions)
+        .where(and(eq(subscriptions.id, Number(id)), eq(subscriptions.userId, userId)));
+      if (!sub) throw notFound('subscription');
+      return c.json(await list([eq(documents.subscriptionId, sub.id)], c.req.valid('query'), false), 200);
+    })
+    .openapi(getOne, async (c) => {
+      const { u, id } = c.req.valid('param');
+      const userId = await resolveUser(deps, c, u);
+      const [row] = await db
+        .select({ d: documents, f: documentFiles })
+        .from(documents)
+        .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
+        .where(and(eq(documents.id, Number(id)), eq(documents.userId, userId)));
+      if (!row) throw notFound('document');
+      return c.json(presentDocument(row.d, row.f, deps.links), 200);
+    });
+}

@@ -1,0 +1,58 @@
+import { HTTPException } from 'hono/http-exception';
+import { authenticate } from './api/auth.js';
+import { configRoutes } from './api/config.js';
+import { connectionRoutes } from './api/connections.js';
+import { documentRoutes } from './api/documents.js';
+import { healthRoutes } from './api/health.js';
+import { subscriptionRoutes } from './api/subscriptions.js';
+import { userRoutes } from './api/users.js';
+import type { Deps } from './deps.js';
+import { AppError } from './errors.js';
+import { inboundRoutes } from './inbound/routes.js';
+import { newRouter } from './router.js';
+
+/** The HTTP application: every route, one error shape. Built from deps, so tests build their own. */
+export function createApp(deps: Deps) {
+  const app = newRouter();
+
+  const auth = authenticate(deps);
+  for (const path of ['/users/*', '/config', '/webhook-endpoints', '/webhook-endpoints/*']) app.use(path, auth);
+
+  app.route('/', healthRoutes(deps));
+  app.route('/', inboundRoutes(deps));
+  app.route('/', userRoutes(deps));
+  app.route('/', connectionRoutes(deps));
+  app.route('/', subscriptionRoutes(deps));
+  app.route('/', documentRoutes(deps));
+  app.route('/', configRoutes(deps));
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
+  app.doc('/openapi.json', {
+    openapi: '3.0.3',
+    info: { title: 'docrelay', version: '1', description: 'Bills and documents relay behind Powens sync webhooks.' },
+  });
+
+  app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+  app.onError((err, c) => {
+    if (err instanceof AppError) return c.json(err.toBody(), err.status);
+    // Hono's own refusals (malformed JSON, body limits…) in the one error shape.
+    if (err instanceof HTTPException) {
+      const code = err.status === 413 ? 'payload_too_large' : err.status < 500 ? 'invalid_payload' : 'internal_error';
+      return c.json({ error: { code, message: err.message || 'bad request' } }, err.status);
+    }
+    if (isDatabaseUnavailable(err)) {
+      deps.log.error({ err }, 'database unavailable');
+      return c.json({ error: { code: 'database_unavailable', message: 'database unavailable, retry later' } }, 503);
+    }
+    deps.log.error({ err, path: c.req.path }, 'unhandled error');
+    return c.json({ error: { code: 'internal_error', message: 'internal error' } }, 500);
+  });
+  return app;
+}
+
+function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? (err as { cause?: { code?: string } })?.cause?.code;
+  return ['ECONNREFUSED', 'ECONNRESET', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECT_TIMEOUT', '57P01', '57P03', '53300'].includes(code ?? '');
+}
+
+export type App = ReturnType<typeof createApp>;

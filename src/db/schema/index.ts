@@ -1,0 +1,4 @@
+export * from './archive.js';
+export * from './files.js';
+export * from './events.js';
+export * from './captcha.js';

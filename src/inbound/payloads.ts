@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { parseCalendarDate, parseDateTime } from '../lib/dates.js';
+
+/**
+ * Schemas of the inbound Powens webhooks (CONTRACT.md §3). Unknown fields are ignored
+ * (Powens adds accounts, connectors, sources…); what we keep is normalised here, so the
+ * diff only ever sees clean values. Built per time zone, since naive datetimes are local.
+ */
+const powensId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const text = z.string().nullish().transform((v) => v ?? null);
+const num = z.number().finite().nullish().transform((v) => v ?? null);
+const bool = z.boolean().nullish().transform((v) => v ?? null);
+
+const calendarDate = z
+  .string()
+  .nullish()
+  .transform((v, ctx) => {
+    if (v == null || v === '') return null;
+    const d = parseCalendarDate(v);
+    if (d === null) ctx.addIssue({ code: 'custom', message: `not a date: ${v}` });
+    return d;
+  });
+
+function dateTime(timeZone: string) {
+  return z
+    .string()
+    .nullish()
+    .transform((v, ctx) => {
+      if (v == null || v === '') return null;
+      const d = parseDateTime(v, timeZone);
+      if (d === null) ctx.addIssue({ code: 'custom', message: `not a datetime: ${v}` });
+      return d;
+    });
+}
+
+/** `"EUR"` or Powens' currency object `{"id": "EUR", …}` → `"EUR"`. */
+const currency = z
+  .union([z.string(), z.object({ id: z.string() }).loose()])
+  .nullish()
+  .transform((v) => (v == null ? null : typeof v === 'string' ? v : v.id));
+
+export function inboundSchemas(timeZone: string) {
+  const datetime = dateTime(timeZone);
+
+  const document = z.object({
+    id: powensId,
+    id_subscription: powensId.optional(),
+    name: text,
+    type: text,
+    date: calendarDate,
+    duedate: calendarDate,
+    number: text,
+    issuer: text,
+    total_amount: num,
+    untaxed_amount: num,
+    vat: num,
+    currency,
+    income: bool,
+    url: text,
+    has_file_on_website: bool,
+    last_update: datetime,
+  });
+
+  const subscription = z.object({
+    id: powensId,
+    id_connection: powensId.optional(),
+    id_user: powensId.optional(),
+    number: text,
+    label: text,
+    subscriber: text,
+    validity: calendarDate,
+    renewdate: calendarDate,
+    last_update: datetime,
+    documents: z.array(document).default([]),
+  });
+
+  const connection = z.object({
+    id: powensId,
+    id_user: powensId,
+    id_connector: powensId.nullish().transform((v) => v ?? null),
+    state: text,
+    error_message: text,
+    last_update: datetime,
+    next_try: datetime,
+    active: z.boolean().nullish().transform((v) => v ?? true),
+    captcha_required: z.boolean().nullish().transform((v) => v ?? false),
+    subscriptions: z.array(subscription).default([]),
+  });
+
+  const webhookId = powensId.optional();
+
+  const connectionSynced = z
+    .object({ id_webhook_data: webhookId, user: z.object({ id: powensId }).loose().optional(), connection })
+    .superRefine((p, ctx) => {
+      if (p.user && p.user.id !== p.connection.id_user) {
+        ctx.addIssue({ code: 'custom', path: ['connection', 'id_user'], message: 'differs from user.id' });
+      }
+      const seenSubs = new Set<number>();
+      const seenDocs = new Set<number>();
+      p.connection.subscriptions.forEach((s, i) => {
+        if (seenSubs.has(s.id)) ctx.addIssue({ code: 'custom', path: ['connection', 'subscriptions', i, 'id'], message: 'duplicate subscription id' });
+        seenSubs.add(s.id);
+        s.documents.forEach((d, j) => {
+          if (seenDocs.has(d.id)) ctx.addIssue({ code: 'custom', path: ['connection', 'subscriptions', i, 'documents', j, 'id'], message: 'duplicate document id' });
+          seenDocs.add(d.id);
+        });
+      });
+    });
+
+  // CONNECTION_DELETED and USER_DELETED carry the object itself, or wrap it in
+  // `{"connection": …}` / `{"user": …}`: unwrap, then read the id.
+  const unwrap = (field: string) => (v: unknown) => {
+    const inner = (v as Record<string, unknown> | null)?.[field];
+    return typeof inner === 'object' && inner !== null ? inner : v;
+  };
+  const connectionDeleted = z.preprocess(unwrap('connection'), z.object({ id: powensId, id_user: powensId.optional() }));
+  const userDeleted = z.preprocess(unwrap('user'), z.object({ id: powensId }));
+
+  return { connectionSynced, connectionDeleted, userDeleted };
+}
+
+export type InboundSchemas = ReturnType<typeof inboundSchemas>;
+export type ConnectionSynced = z.infer<InboundSchemas['connectionSynced']>;
+export type SyncedConnection = ConnectionSynced['connection'];

@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { z } from '@hono/zod-openapi';
+import { newRouter } from '../router.js';
+import { applyConnectionSync } from '../archive/diff.js';
+import { eraseConnection, eraseUser } from '../archive/erase.js';
+import type { Tx } from '../db/client.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { readSettings } from '../settings.js';
+import { readRawBody } from './body.js';
+import { inboundSchemas } from './payloads.js';
+import { verifyPowensSignature } from './signature.js';
+
+const EVENTS = ['CONNECTION_SYNCED', 'CONNECTION_DELETED', 'USER_DELETED'] as const;
+type InboundEvent = (typeof EVENTS)[number];
+
+/**
+ * `POST /webhooks/powens/{EVENT}` (CONTRACT.md §3). The signature covers the exact bytes,
+ * so the body is read raw before anything parses it; then the signature, then the schema,
+ * and only then one transaction that claims the delivery key and applies the change.
+ */
+export function inboundRoutes(deps: Deps) {
+  const app = newRouter();
+  const schemas = inboundSchemas(deps.config.webhookTimezone);
+
+  app.post('/webhooks/powens/:event', async (c) => {
+    const event = c.req.param('event');
+    if (!(EVENTS as readonly string[]).includes(event)) {
+      throw new AppError('unknown_event', `unknown event ${event}; expected one of ${EVENTS.join(', ')}`);
+    }
+    const { wire, decoded } = await readRawBody(c.req.raw);
+    const check = verifyPowensSignature({
+      secret: deps.config.inboundWebhookSecret,
+      path: c.req.path,
+      date: c.req.header('bi-signature-date'),
+      signature: c.req.header('bi-signature'),
+      bodies: wire === decoded ? [wire] : [decoded, wire],
+      toleranceS: deps.config.inboundSignatureToleranceS,
+    });
+    if (!check.ok) throw new AppError('invalid_signature', check.reason);
+
+    let json: unknown;
+    try {
+      json = JSON.parse(decoded.toString('utf8'));
+    } catch {
+      throw new AppError('invalid_payload', 'body is not valid JSON');
+    }
+    const key = deliveryKey(json, decoded);
+    const result = await handle(deps, event as InboundEvent, json, key, schemas);
+    deps.log.info({ event, key, status: result.status }, 'inbound webhook');
+    return c.json(result, 200);
+  });
+
+  app.openAPIRegistry.registerPath({
+    method: 'post',
+    path: '/webhooks/powens/{event}',
+    summary: 'Powens webhook (CONNECTION_SYNCED, CONNECTION_DELETED, USER_DELETED), HMAC-signed',
+    request: {
+      params: z.object({ event: z.enum(EVENTS) }),
+      headers: z.object({ 'bi-signature': z.string(), 'bi-signature-date': z.string() }),
+      body: { content: { 'application/json': { schema: schemas.connectionSynced } } },
+    },
+    responses: {
+      200: {
+        description: 'processed, duplicate or stale',
+        content: { 'application/json': { schema: z.object({ status: z.enum(['processed', 'duplicate', 'stale']), summary: z.unknown().optional() }) } },
+      },
+      400: { description: 'invalid_payload' },
+      401: { description: 'invalid_signature' },
+      404: { description: 'unknown_event' },
+      413: { description: 'payload_too_large' },
+    },
+  });
+  return app;
+}
+
+/** Powens' `id_webhook_data`, else the sha256 of the body (CONTRACT.md §3). */
+function deliveryKey(json: unknown, body: Buffer): string {
+  const id = (json as { id_webhook_data?: unknown } | null)?.id_webhook_data;
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return `id:${id}`;
+  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+function parse<T>(schema: z.ZodType<T>, json: unknown): T {
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const details = r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new AppError('invalid_payload', 'payload does not match the schema', details);
+  }
+  return r.data;
+}
+
+async function handle(
+  deps: Deps,
+  event: InboundEvent,
+  json: unknown,
+  key: string,
+  schemas: ReturnType<typeof inboundSchemas>,
+): Promise<Record<string, unknown>> {
+  // Parse before the transaction: bad input writes nothing, not even the delivery key.
+  const body =
+    event === 'CONNECTION_SYNCED'
+      ? { event, payload: parse(schemas.connectionSynced, json) }
+      : event === 'CONNECTION_DELETED'
+        ? { event, payload: parse(schemas.connectionDeleted, json) }
+        : { event, payload: parse(schemas.userDeleted, json) };
+
+  return deps.db.transaction(async (tx) => {
+    if (!(await claimDelivery(tx, key, event))) return { status: 'duplicate' };
+    switch (body.event) {
+      case 'CONNECTION_SYNCED': {
+        const settings = await readSettings(tx);
+        const outcome = await applyConnectionSync(tx, body.payload.connection, settings);
+        if (outcome.status === 'stale') await markOutcome(tx, key, 'stale');
+        return outcome;
+      }
+      case 'CONNECTION_DELETED': {
+        await eraseConnection(tx, body.payload.id);
+        return { status: 'processed' };
+      }
+      case 'USER_DELETED': {
+        await eraseUser(tx, body.payload.id);
+        return { status: 'processed' };
+      }
+    }
+  });
+}
+
+/**
+ * Claim a delivery key. The primary key does the work: a concurrent copy of the same
+ * delivery waits on the first one's uncommitted row, then finds it and stands down.
+ */
+async function claimDelivery(tx: Tx, key: string, event: string): Promise<boolean> {
+  const rows = await tx.execute(sql`
+    insert into inbound_deliveries (key, event, outcome) values (${key}, ${event}, 'processed')
+    on conflict (key) do nothing returning key`);
+  return rows.length > 0;
+}
+
+async function markOutcome(tx: Tx, key: string, outcome: string): Promise<void> {
+  await tx.execute(sql`update inbound_deliveries set outcome = ${outcome} where key = ${key}`);
+}

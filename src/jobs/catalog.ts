@@ -1,0 +1,22 @@
+import { z } from 'zod';
+
+/**
+ * Every graphile-worker task, with the schema of its payload. A job may have been queued
+ * by an older release, so handlers parse their payload with these at run time (see
+ * worker.ts) rather than trusting the type.
+ */
+export const jobCatalog = {
+  /** Download, sniff, convert and store the file of one new document (CONTRACT.md §7). */
+  fetch_document_file: z.object({ documentId: z.number().int() }),
+  /** A document's file is settled (ready, failed or none): announce it (CONTRACT.md §8). */
+  announce_document: z.object({ documentId: z.number().int() }),
+  /** POST one message to one customer endpoint, svix-signed. */
+  deliver_message: z.object({ messageId: z.string() }),
+  /** Mail one announced document to its user. */
+  send_document_email: z.object({ documentId: z.number().int() }),
+  /** Ask the aggregator to re-sync a connection that hit a captcha (CONTRACT.md §6). */
+  captcha_resync: z.object({ connectionId: z.number().int() }),
+} as const;
+
+export type JobName = keyof typeof jobCatalog;
+export type JobPayload<N extends JobName> = z.infer<(typeof jobCatalog)[N]>;

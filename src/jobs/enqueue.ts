@@ -1,0 +1,60 @@
+import { sql } from 'drizzle-orm';
+import type { Tx } from '../db/client.js';
+import type { JobName, JobPayload } from './catalog.js';
+
+export interface EnqueueOptions {
+  /** Deduplicates: a second job with the same key replaces the pending one. */
+  jobKey?: string;
+  /** 'replace' (default) or 'preserve_run_at' (keep the earlier run time) or 'unsafe_dedupe'. */
+  jobKeyMode?: 'replace' | 'preserve_run_at' | 'unsafe_dedupe';
+  runAt?: Date;
+  /** Jobs of one queue run one at a time, in order. */
+  queueName?: string;
+  maxAttempts?: number;
+}
+
+/**
+ * Add a job on the caller's transaction (`graphile_worker.add_job`), so that the row that
+ * caused it and the job commit or roll back together: never a row without its job, never
+ * a job without its row.
+ */
+export async function enqueue<N extends JobName>(
+  tx: Tx,
+  name: N,
+  payload: JobPayload<N>,
+  opts: EnqueueOptions = {},
+): Promise<void> {
+  await tx.execute(sql`
+    select graphile_worker.add_job(
+      ${name}::text,
+      ${JSON.stringify(payload)}::text::json,
+      queue_name := ${opts.queueName ?? null}::text,
+      run_at := ${opts.runAt?.toISOString() ?? null}::timestamptz,
+      max_attempts := ${opts.maxAttempts ?? null}::int,
+      job_key := ${opts.jobKey ?? null}::text,
+      job_key_mode := ${opts.jobKeyMode ?? null}::text
+    )`);
+}
+
+/**
+ * Add many jobs of one task in a single statement (the diff queues one per new document
+ * and must not make a query per document).
+ */
+export async function enqueueMany<N extends JobName>(
+  tx: Tx,
+  name: N,
+  jobs: { payload: JobPayload<N>; jobKey?: string; queueName?: string }[],
+  opts: { maxAttempts?: number } = {},
+): Promise<void> {
+  if (jobs.length === 0) return;
+  const rows = jobs.map((j) => ({ payload: j.payload, job_key: j.jobKey ?? null, queue_name: j.queueName ?? null }));
+  await tx.execute(sql`
+    select graphile_worker.add_job(
+      ${name}::text,
+      j.payload,
+      queue_name := j.queue_name,
+      max_attempts := ${opts.maxAttempts ?? null}::int,
+      job_key := j.job_key
+    )
+    from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text)`);
+}

@@ -1,0 +1,82 @@
+import { serve, type ServerType } from '@hono/node-server';
+import { join } from 'node:path';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { openDatabase } from './db/client.js';
+import { startEmbeddedPostgres } from './db/embedded.js';
+import { migrateDatabase } from './db/migrate.js';
+import { linkSignerOf, type Deps } from './deps.js';
+import { createLogger } from './logger.js';
+import { startWorker, type Worker } from './worker.js';
+
+/**
+ * Load config → database (embedded when DATABASE_URL is unset) → migrations → API and/or
+ * worker by ROLE. SIGTERM/SIGINT: stop accepting, let in-flight requests and jobs finish,
+ * then close the database.
+ */
+async function main(): Promise<void> {
+  const generated: string[] = [];
+  let config;
+  try {
+    config = loadConfig(process.env, (name, value) => generated.push(`${name}=${value}`));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`docrelay: ${e.message}`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw e;
+  }
+  const log = createLogger(config.logLevel);
+  for (const line of generated) {
+    // Printed this once, on stderr, so that a developer can use it; kept in DATA_DIR/secrets.
+    console.error(`docrelay: generated development secret ${line} (kept in ${join(config.dataDir, 'secrets')})`);
+  }
+
+  let databaseUrl = config.databaseUrl;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (!databaseUrl) {
+    log.info({ dir: join(config.dataDir, 'postgres') }, 'DATABASE_URL unset: starting embedded PostgreSQL');
+    const embedded = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), (m) => log.warn(m));
+    databaseUrl = embedded.url;
+    stopEmbedded = embedded.stop;
+  }
+
+  await migrateDatabase(databaseUrl);
+  const database = openDatabase(databaseUrl);
+  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config) };
+
+  let server: ServerType | undefined;
+  let worker: Worker | undefined;
+  if (config.role !== 'worker') {
+    const app = createApp(deps);
+    server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
+      log.info({ url: `http://${info.address}:${info.port}`, publicUrl: config.publicUrl }, 'API listening'),
+    );
+  }
+  if (config.role !== 'web') {
+    worker = await startWorker(deps, databaseUrl);
+    log.info({ concurrency: config.workerConcurrency }, 'worker started');
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining requests and jobs');
+    await Promise.all([
+      server && new Promise<void>((resolve) => server!.close(() => resolve())),
+      worker?.stop(),
+    ]);
+    await database.close();
+    await stopEmbedded?.();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((e) => {
+  console.error('docrelay: failed to start:', e);
+  process.exit(1);
+});

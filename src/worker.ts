@@ -1,0 +1,57 @@
+import { Logger as WorkerLogger, run, type Runner, type Task, type TaskList } from 'graphile-worker';
+import { captchaResync } from './captcha/tasks.js';
+import type { Deps } from './deps.js';
+import { fetchDocumentFile } from './files/tasks.js';
+import { jobCatalog, type JobName } from './jobs/catalog.js';
+import type { JobHandlerFactory } from './jobs/handler.js';
+import { announceDocument, deliverMessage, sendDocumentEmail } from './notify/tasks.js';
+
+/** The task list: one handler per catalog entry (the type makes a missing one a compile error). */
+const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
+  fetch_document_file: fetchDocumentFile,
+  announce_document: announceDocument,
+  deliver_message: deliverMessage,
+  send_document_email: sendDocumentEmail,
+  captcha_resync: captchaResync,
+};
+
+export function buildTaskList(deps: Deps): TaskList {
+  const list: TaskList = {};
+  for (const name of Object.keys(handlers) as JobName[]) {
+    const handler = (handlers[name] as JobHandlerFactory<JobName>)(deps);
+    const task: Task = async (payload, helpers) => {
+      // A job may come from an older release: check its payload before trusting it.
+      const parsed = jobCatalog[name].safeParse(payload);
+      if (!parsed.success) {
+        helpers.logger.error(`dropping ${name} job ${helpers.job.id}: bad payload ${parsed.error.message}`);
+        return;
+      }
+      await handler(parsed.data as never, helpers);
+    };
+    list[name] = task;
+  }
+  return list;
+}
+
+export interface Worker {
+  /** Stops taking jobs and waits for the running ones to finish. */
+  stop(): Promise<void>;
+  runner: Runner;
+}
+
+export async function startWorker(deps: Deps, databaseUrl: string, opts: { pollInterval?: number } = {}): Promise<Worker> {
+  const log = deps.log.child({ component: 'worker' });
+  const logger = new WorkerLogger((scope) => (level, message, meta) => {
+    const lvl = level === 'warning' ? 'warn' : level;
+    (log[lvl as 'info'] ?? log.info).call(log, { scope, ...meta }, message);
+  });
+  const runner = await run({
+    connectionString: databaseUrl,
+    concurrency: deps.config.workerConcurrency,
+    taskList: buildTaskList(deps),
+    noHandleSignals: true,
+    pollInterval: opts.pollInterval ?? 1000,
+    logger,
+  });
+  return { runner, stop: () => runner.stop() };
+}

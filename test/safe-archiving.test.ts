@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'drizzle-orm';
+import { createTestContext, type TestContext } from './helpers/context.js';
+import { syncedPayload } from './helpers/webhooks.js';
+
+// CONTRACT.md §4, one connection per test so that tests do not see each other's rows.
+let ctx: TestContext;
+beforeAll(async () => {
+  ctx = await createTestContext();
+});
+afterAll(() => ctx.close());
+
+let nextId = 1000;
+const ids = () => ++nextId * 10;
+
+async function sync(p: ReturnType<typeof syncedPayload>) {
+  const res = await ctx.sendWebhook('CONNECTION_SYNCED', p);
+  expect(res.status).toBe(200);
+  return res.json();
+}
+async function listSubs(userId: number, all = false) {
+  const res = await ctx.request('GET', `/users/${userId}/subscriptions${all ? '?all' : ''}`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as { subscriptions: { id: number; deleted: string | null }[]; total: number };
+}
+
+describe('safe archiving rule', () => {
+  it('adds new subscriptions and documents, and says so in the summary', async () => {
+    const u = ids(), c = ids(), s1 = ids(), s2 = ids();
+    const out = await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: ids() }, { id: ids() }] }, { id: s2 }] }));
+    expect(out).toEqual({
+      status: 'processed',
+      summary: { subscriptions: { added: 2, deleted: 0, restored: 0, unchanged: 0 }, documents: { added: 2, updated: 0, unchanged: 0 } },
+    });
+    expect((await listSubs(u)).subscriptions.map((s) => s.id).sort()).toEqual([s1, s2].sort());
+  });
+
+  it('flags a subscription missing from a successful sync as deleted, hidden unless ?all, readable by id', async () => {
+    const u = ids(), c = ids(), s1 = ids(), s2 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1 }, { id: s2 }] }));
+    const out = await sync(syncedPayload({ userId: u, connectionId: c, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: s1 }] }));
+    expect(out.summary.subscriptions).toEqual({ added: 0, deleted: 1, restored: 0, unchanged: 1 });
+    expect((await listSubs(u)).subscriptions.map((s) => s.id)).toEqual([s1]);
+    const all = await listSubs(u, true);
+    expect(all.total).toBe(2);
+    expect(all.subscriptions.find((s) => s.id === s2)?.deleted).toBe('2026-11-21T08:00:00.000Z');
+    const one = await ctx.request('GET', `/users/${u}/subscriptions/${s2}`);
+    expect(one.status).toBe(200);
+    expect((await one.json()).deleted).toBe('2026-11-21T08:00:00.000Z');
+  });
+
+  it('archives nothing on a failed sync', async () => {
+    const u = ids(), c = ids(), s1 = ids(), s2 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1 }, { id: s2 }] }));
+    const out = await sync(syncedPayload({ userId: u, connectionId: c, state: 'wrongpass', lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [] }));
+    expect(out.summary.subscriptions.deleted).toBe(0);
+    expect((await listSubs(u)).total).toBe(2);
+  });
+
+  it('restores a deleted subscription that comes back', async () => {
+    const u = ids(), c = ids(), s1 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1 }] }));
+    await sync(syncedPayload({ userId: u, connectionId: c, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [] }));
+    expect((await listSubs(u)).total).toBe(0);
+    const out = await sync(syncedPayload({ userId: u, connectionId: c, lastUpdate: '2026-11-22T08:00:00Z', subscriptions: [{ id: s1 }] }));
+    expect(out.summary.subscriptions).toEqual({ added: 0, deleted: 0, restored: 1, unchanged: 0 });
+    expect((await listSubs(u)).subscriptions[0].deleted).toBeNull();
+  });
+
+  it('updates a changed document without announcing it again, and leaves unchanged ones', async () => {
+    const u = ids(), c = ids(), s1 = ids(), d1 = ids(), d2 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: d1 }, { id: d2 }] }] }));
+    const out = await sync(syncedPayload({
+      userId: u, connectionId: c, lastUpdate: '2026-11-21T08:00:00Z',
+      subscriptions: [{ id: s1, documents: [{ id: d1, total_amount: 99 }, { id: d2 }] }],
+    }));
+    expect(out.summary.documents).toEqual({ added: 0, updated: 1, unchanged: 1 });
+    const doc = await (await ctx.request('GET', `/users/${u}/documents/${d1}`)).json();
+    expect(doc.total_amount).toBe(99);
+    // One file job per document ever: the update queued none.
+    const jobs = await ctx.database.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from graphile_worker.jobs where task_identifier = 'fetch_document_file' and key in (${`file:${d1}`}, ${`file:${d2}`})`,
+    );
+    expect(jobs[0].n).toBe(2);
+  });
+
+  it('lists documents of deleted subscriptions only with ?all, and always per subscription', async () => {
+    const u = ids(), c = ids(), s1 = ids(), s2 = ids(), d1 = ids(), d2 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: d1 }] }, { id: s2, documents: [{ id: d2 }] }] }));
+    await sync(syncedPayload({ userId: u, connectionId: c, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: s1 }] }));
+    const visible = await (await ctx.request('GET', `/users/${u}/documents`)).json();
+    expect(visible.documents.map((d: { id: number }) => d.id)).toEqual([d1]);
+    const all = await (await ctx.request('GET', `/users/${u}/documents?all=1`)).json();
+    expect(all.total).toBe(2);
+    const perSub = await (await ctx.request('GET', `/users/${u}/subscriptions/${s2}/documents`)).json();
+    expect(perSub.documents.map((d: { id: number }) => d.id)).toEqual([d2]);
+  });
+
+  it('ignores a stale sync', async () => {
+    const u = ids(), c = ids(), s1 = ids(), s2 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: s1 }] }));
+    const out = await sync(syncedPayload({ userId: u, connectionId: c, lastUpdate: '2026-11-20T08:00:00Z', subscriptions: [{ id: s2 }] }));
+    expect(out).toEqual({ status: 'stale' });
+    expect((await listSubs(u, true)).subscriptions.map((s) => s.id)).toEqual([s1]);
+  });
+
+  it('cascades a connection deletion to subscriptions and documents', async () => {
+    const u = ids(), c = ids(), s1 = ids(), d1 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: d1 }] }] }));
+    const res = await ctx.sendWebhook('CONNECTION_DELETED', { id: c, id_user: u });
+    expect(await res.json()).toEqual({ status: 'processed' });
+    expect((await listSubs(u, true)).total).toBe(0);
+    expect((await ctx.request('GET', `/users/${u}/documents/${d1}`)).status).toBe(404);
+    const rows = await ctx.database.db.execute<{ n: number }>(sql`select count(*)::int as n from documents where id = ${d1}`);
+    expect(rows[0].n).toBe(0);
+  });
+});
