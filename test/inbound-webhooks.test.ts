@@ -26,8 +26,8 @@ async function snapshot() {
   };
 }
 
-const post = (path: string, body: string | Buffer, headers: Record<string, string>) =>
-  ctx.app.request(path, { method: 'POST', headers, body });
+const post = async (path: string, body: string | Buffer, headers: Record<string, string>): Promise<Response> =>
+  ctx.app.request(path, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
 
 describe('POST /webhooks/powens/{EVENT}', () => {
   it('processes the Powens fixture, with Paris-time datetimes and currency objects', async () => {
