@@ -22,7 +22,12 @@ export const documentFiles = pgTable(
     thumbnailSha256: text('thumbnail_sha256'),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('document_files_sha256_idx').on(t.sha256)],
+  (t) => [
+    index('document_files_sha256_idx').on(t.sha256),
+    // The blob sweep after erasure (files/store.ts) looks blobs up by every reference column.
+    index('document_files_original_sha256_idx').on(t.originalSha256),
+    index('document_files_thumbnail_sha256_idx').on(t.thumbnailSha256),
+  ],
 );
 
 /** Content-addressed blobs, stored in chunks so that neither write nor read needs the whole file in memory. */

@@ -1,0 +1,2 @@
+CREATE INDEX "document_files_original_sha256_idx" ON "document_files" USING btree ("original_sha256");--> statement-breakpoint
+CREATE INDEX "document_files_thumbnail_sha256_idx" ON "document_files" USING btree ("thumbnail_sha256");
