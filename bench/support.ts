@@ -1,0 +1,98 @@
+import { serve } from '@hono/node-server';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { createApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { openDatabase, type Database } from '../src/db/client.js';
+import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { migrateDatabase } from '../src/db/migrate.js';
+import { linkSignerOf, type Deps } from '../src/deps.js';
+import { createLogger } from '../src/logger.js';
+
+/**
+ * What every benchmark needs: a PostgreSQL server (DATABASE_URL / TEST_DATABASE_URL, else an
+ * embedded one started once for the whole run), a fresh migrated database per benchmark, and
+ * the real app listening on loopback.
+ */
+let server: Promise<{ url: string; stop?: () => Promise<void> }> | undefined;
+export function pgServer() {
+  server ??= (async () => {
+    const url = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
+    if (url) return { url };
+    const pg = await startEmbeddedPostgres(mkdtempSync(join(tmpdir(), 'docrelay-bench-pg-')));
+    return { url: pg.url, stop: pg.stop };
+  })();
+  return server;
+}
+
+export async function stopPgServer() {
+  if (server) await (await server).stop?.();
+}
+
+export interface BenchService {
+  config: Config;
+  deps: Deps;
+  database: Database;
+  databaseUrl: string;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+export const BENCH_ADMIN = 'bench-admin-token-0123456789';
+export const BENCH_INBOUND = 'bench-inbound-secret';
+
+export async function startBenchService(env: Record<string, string> = {}): Promise<BenchService> {
+  const { url } = await pgServer();
+  const name = `docrelay_bench_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(withDatabase(url, 'postgres'), { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const databaseUrl = withDatabase(url, name);
+  await migrateDatabase(databaseUrl);
+  const port = await freePort();
+  const config = loadConfig({
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'docrelay-bench-')),
+    ADMIN_TOKEN: BENCH_ADMIN,
+    INBOUND_WEBHOOK_SECRET: BENCH_INBOUND,
+    LINK_SECRET: 'bench-link-secret-0123456789',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: databaseUrl,
+    PORT: String(port),
+    ...env,
+  });
+  const database = openDatabase(databaseUrl, { max: 20 });
+  const deps: Deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config) };
+  const http = serve({ fetch: createApp(deps).fetch, port, hostname: '127.0.0.1' });
+  return {
+    config,
+    deps,
+    database,
+    databaseUrl,
+    baseUrl: `http://127.0.0.1:${port}`,
+    close: async () => {
+      await new Promise<void>((r) => http.close(() => r()));
+      await database.close();
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+function withDatabase(url: string, database: string) {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+
+export function report(name: string, lines: Record<string, string | number>) {
+  console.log(`\n== ${name}`);
+  for (const [k, v] of Object.entries(lines)) console.log(`  ${k}: ${v}`);
+}
