@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   const generated: string[] = [];
   let config;
   try {
-    config = loadConfig(process.env, (name, value) => generated.push(`${name}=${value}`));
+    // `--role=web|worker` overrides ROLE: Fly process groups share one environment.
+    const role = process.argv.find((a) => a.startsWith('--role='))?.slice('--role='.length);
+    config = loadConfig({ ...process.env, ...(role ? { ROLE: role } : {}) }, (name, value) => generated.push(`${name}=${value}`));
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(`docrelay: ${e.message}`);
