@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { applyCaptchaSwitch } from '../captcha/track.js';
 import type { Deps } from '../deps.js';
 import { newRouter } from '../router.js';
 import { parseSettingsUpdate, readSettings, writeSettings } from '../settings.js';
@@ -39,6 +40,7 @@ export function configRoutes(deps: Deps) {
         const update = parseSettingsUpdate(c.req.valid('json'));
         const settings = await deps.db.transaction(async (tx) => {
           await writeSettings(tx, update);
+          await applyCaptchaSwitch(tx, update);
           return readSettings(tx);
         });
         return c.json(settings, 200);

@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { connections, users } from '../db/schema/index.js';
 import { deleteUnreferencedBlobs } from '../files/store.js';
+import { captchaJobKey } from '../jobs/keys.js';
 
 /**
  * Erasure for good (CONTRACT.md §3 CONNECTION_DELETED / USER_DELETED, §5 DELETE): rows go
@@ -26,7 +27,7 @@ export async function eraseUser(tx: Tx, userId: number): Promise<boolean> {
 }
 
 async function cancelCaptchaResyncs(tx: Tx, connectionIds: number[]): Promise<void> {
-  for (const id of connectionIds) {
-    await tx.execute(sql`select graphile_worker.remove_job(${`captcha:${id}`}::text)`);
-  }
+  if (connectionIds.length === 0) return;
+  const keys = `{${connectionIds.map(captchaJobKey).join(',')}}`;
+  await tx.execute(sql`select graphile_worker.remove_job(k) from unnest(${keys}::text[]) as k`);
 }

@@ -4,6 +4,7 @@ import { z } from '@hono/zod-openapi';
 import { newRouter } from '../router.js';
 import { applyConnectionSync } from '../archive/diff.js';
 import { eraseConnection, eraseUser } from '../archive/erase.js';
+import { holdCaptchaSwitch, trackCaptcha } from '../captcha/track.js';
 import type { Tx } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
@@ -110,9 +111,12 @@ async function handle(
     if (!(await claimDelivery(tx, key, event))) return { status: 'duplicate' };
     switch (body.event) {
       case 'CONNECTION_SYNCED': {
+        const conn = body.payload.connection;
+        await holdCaptchaSwitch(tx, conn); // before the connection row lock: see captcha/track.ts
         const settings = await readSettings(tx);
-        const outcome = await applyConnectionSync(tx, body.payload.connection, settings);
+        const outcome = await applyConnectionSync(tx, conn, settings);
         if (outcome.status === 'stale') await markOutcome(tx, key, 'stale');
+        else await trackCaptcha(tx, conn, settings, { log: deps.log });
         return outcome;
       }
       case 'CONNECTION_DELETED': {

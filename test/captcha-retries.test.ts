@@ -1,0 +1,329 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestContext, fixture, type TestContext } from './helpers/context.js';
+import { syncedPayload } from './helpers/webhooks.js';
+
+/**
+ * CONTRACT.md §6 end to end: real webhooks, the real worker, and a loopback HTTP server
+ * playing the aggregator API (it records every re-sync request). Time is moved by setting
+ * the job's run_at in the database, never by waiting for the backoff.
+ */
+const UPSTREAM_TOKEN = 'upstream-token-for-tests';
+const MIN = 60_000;
+
+interface Call { method: string; path: string; authorization: string | undefined }
+interface Aggregator { url: string; calls: Call[]; answers: Map<string, number[]>; close(): Promise<void> }
+
+/** The aggregator: answers each PUT with the next planned status for its path, else 200. */
+async function startAggregator(): Promise<Aggregator> {
+  const calls: Call[] = [];
+  const answers = new Map<string, number[]>();
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const path = req.url ?? '';
+      calls.push({ method: req.method ?? '', path, authorization: req.headers.authorization });
+      const status = answers.get(path)?.shift() ?? 200;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(status < 300 ? '{"state": null}' : '{"code": "internalError"}');
+    });
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/2.0`, calls, answers, close: () => new Promise((ok) => server.close(() => ok())) };
+}
+
+let ctx: TestContext;
+let upstream: Aggregator;
+beforeAll(async () => {
+  upstream = await startAggregator();
+  ctx = await createTestContext({ UPSTREAM_API_URL: upstream.url, UPSTREAM_API_TOKEN: UPSTREAM_TOKEN });
+  await ctx.startWorker();
+});
+afterAll(async () => {
+  await ctx?.close();
+  await upstream?.close();
+});
+
+let nextId = 5000;
+const ids = () => ++nextId * 10;
+let webhookId = 1;
+let clock = Date.parse('2026-11-21T08:00:00Z');
+/** A later last_update for each sync, so none of them is stale. */
+const later = () => new Date((clock += MIN)).toISOString();
+
+const captchaSync = (u: number, c: number, lastUpdate = later()) =>
+  syncedPayload({ idWebhookData: webhookId++, userId: u, connectionId: c, state: 'websiteUnavailable', captchaRequired: true, lastUpdate, subscriptions: [] });
+const okSync = (u: number, c: number) => syncedPayload({ idWebhookData: webhookId++, userId: u, connectionId: c, lastUpdate: later(), subscriptions: [] });
+const otherFailure = (u: number, c: number) =>
+  syncedPayload({ idWebhookData: webhookId++, userId: u, connectionId: c, state: 'wrongpass', errorMessage: 'bad password', lastUpdate: later(), subscriptions: [] });
+
+async function send(p: unknown) {
+  const res = await ctx.sendWebhook('CONNECTION_SYNCED', p);
+  expect(res.status).toBe(200);
+  return (await res.json()) as { status: string };
+}
+async function setConfig(body: Record<string, string>) {
+  const res = await ctx.request('POST', '/config', { body });
+  expect(res.status).toBe(200);
+}
+async function connection(u: number, c: number) {
+  const res = await ctx.request('GET', `/users/${u}/connections/${c}`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as { next_try: string | null; captcha: null | { status: string; attempts: number; next_retry_at: string | null } };
+}
+/** Pending captcha_resync jobs of a connection, whatever their key. */
+async function resyncJobs(c: number) {
+  return ctx.database.sql<{ key: string | null; run_at_ms: number; attempts: number; last_error: string | null }[]>`
+    select j.key, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms, j.attempts, j.last_error
+    from graphile_worker._private_jobs j
+    join graphile_worker._private_tasks t on t.id = j.task_id
+    where t.identifier = 'captcha_resync' and (j.payload->>'connectionId')::bigint = ${c}`;
+}
+/** Make the connection's pending re-sync due now (instead of in 10 minutes or more). */
+async function makeDue(c: number) {
+  const done = await ctx.database.sql`update graphile_worker._private_jobs set run_at = now() where key = ${`captcha:${c}`} returning id`;
+  expect(done.length).toBe(1);
+}
+async function history(c: number) {
+  const rows = await ctx.database.sql<{ kind: string; attempt: number | null; detail: string | null }[]>`
+    select kind, attempt, detail from captcha_attempts where connection_id = ${c} order by id`;
+  return rows.map((r) => ({ ...r }));
+}
+async function events(c: number) {
+  return ctx.database.sql<{ type: string; data: any }[]>`
+    select type, data from events where type like 'connection.%' and (data->'connection'->>'id')::bigint = ${c} order by created_at`;
+}
+const callsFor = (u: number, c: number) => upstream.calls.filter((x) => x.path === `/2.0/users/${u}/connections/${c}`);
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+const noPendingJob = (c: number) => waitFor('the re-sync job to finish', async () => (await resyncJobs(c)).length === 0);
+
+describe('captcha-induced retries', () => {
+  it('disabled: counted and shown, nothing scheduled; switching on retries every disabled connection at once', async () => {
+    await setConfig({ 'captcha.enabled': '0' });
+    const f = fixture('CONNECTION_SYNCED_captcha');
+    expect(await send(f)).toMatchObject({ status: 'processed' });
+    const before = await connection(7, 31);
+    expect(before.captcha).toEqual({ status: 'disabled', attempts: 1, next_retry_at: null });
+    expect(before.next_try).toBe('2026-11-21T12:00:40.000Z'); // Powens' own next_try, Paris time → UTC
+    expect(await resyncJobs(31)).toEqual([]);
+
+    // A refused config change changes nothing, the switch included (one transaction).
+    const bad = await ctx.request('POST', '/config', { body: { 'captcha.enabled': '1', 'captcha.max_retries': 'lots' } });
+    expect(bad.status).toBe(400);
+    expect((await connection(7, 31)).captcha?.status).toBe('disabled');
+
+    const t0 = Date.now();
+    await setConfig({ 'captcha.enabled': '1' });
+    await waitFor('the re-sync request', async () => callsFor(7, 31).length === 1);
+    expect(callsFor(7, 31)[0]).toEqual({ method: 'PUT', path: '/2.0/users/7/connections/31', authorization: `Bearer ${UPSTREAM_TOKEN}` });
+    await noPendingJob(31);
+    // Accepted: nothing is due any more until the next sync says how it went.
+    const after = await connection(7, 31);
+    expect(after.captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
+    const h = await history(31);
+    expect(h.map((r) => r.kind)).toEqual(['failure', 'disabled', 'scheduled', 'resync_requested']);
+    expect(h[0]).toMatchObject({ attempt: 1, detail: 'The website asked for a captcha that could not be solved' });
+    expect(h[3]).toMatchObject({ attempt: 1, detail: 'HTTP 200' });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  });
+
+  it('schedules each retry after its backoff, gives up at captcha.max_retries with one event, and a non-captcha failure in between resets nothing', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '3' });
+    const u = ids(), c = ids();
+
+    for (const [attempt, minutes] of [[1, 10], [2, 20]] as const) {
+      const sentAt = Date.now();
+      await send(captchaSync(u, c));
+      const conn = await connection(u, c);
+      expect(conn.captcha).toMatchObject({ status: 'retrying', attempts: attempt });
+      const due = Date.parse(conn.captcha!.next_retry_at!);
+      expect(due).toBeGreaterThanOrEqual(sentAt + minutes * MIN);
+      expect(due).toBeLessThanOrEqual(Date.now() + minutes * MIN * 1.1);
+      const jobs = await resyncJobs(c);
+      expect(jobs).toHaveLength(1);
+      expect(jobs[0].run_at_ms).toBe(due); // the job runs when the API says it will
+      expect(callsFor(u, c)).toHaveLength(attempt - 1); // not before it is due
+
+      await makeDue(c);
+      await waitFor('the re-sync request', async () => callsFor(u, c).length === attempt);
+      await noPendingJob(c);
+
+      if (attempt === 1) {
+        await send(otherFailure(u, c));
+        expect((await connection(u, c)).captcha).toMatchObject({ status: 'retrying', attempts: 1 });
+      }
+    }
+
+    await send(captchaSync(u, c));
+    const gaveUp = await connection(u, c);
+    expect(gaveUp.captcha).toEqual({ status: 'gave_up', attempts: 3, next_retry_at: null });
+    expect(await resyncJobs(c)).toEqual([]);
+    let ev = await events(c);
+    expect(ev.map((e) => e.type)).toEqual(['connection.captcha_gave_up']);
+    expect(ev[0].data.attempts).toBe(3);
+    expect(ev[0].data.connection).toMatchObject({ id: c, id_user: u, state: 'websiteUnavailable', captcha: { status: 'gave_up', attempts: 3, next_retry_at: null } });
+
+    // Still failing afterwards: counted in the history, no new retry, no second event.
+    await send(captchaSync(u, c));
+    expect((await connection(u, c)).captcha).toEqual({ status: 'gave_up', attempts: 4, next_retry_at: null });
+    expect(await resyncJobs(c)).toEqual([]);
+    ev = await events(c);
+    expect(ev).toHaveLength(1);
+    expect(callsFor(u, c)).toHaveLength(2);
+    expect((await history(c)).map((r) => r.kind)).toEqual([
+      'failure', 'scheduled', 'resync_requested', 'other_failure',
+      'failure', 'scheduled', 'resync_requested',
+      'failure', 'gave_up', 'failure',
+    ]);
+  });
+
+  it('a successful sync clears captcha, cancels the pending retry and sends connection.recovered with the attempts', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+    const u = ids(), c = ids();
+    await send(captchaSync(u, c));
+    await makeDue(c);
+    await waitFor('the re-sync request', async () => callsFor(u, c).length === 1);
+    await noPendingJob(c);
+    await send(captchaSync(u, c));
+    expect(await resyncJobs(c)).toHaveLength(1);
+
+    await send(okSync(u, c));
+    const conn = await connection(u, c);
+    expect(conn.captcha).toBeNull();
+    expect(await resyncJobs(c)).toEqual([]);
+    const ev = await events(c);
+    expect(ev.map((e) => e.type)).toEqual(['connection.recovered']);
+    expect(ev[0].data).toMatchObject({ attempts: 2, connection: { id: c, id_user: u, state: null, captcha: null } });
+    expect((await history(c)).at(-1)).toMatchObject({ kind: 'recovered', attempt: 2 });
+
+    // A new run of failures starts from one, and a second recovery is a second event.
+    await send(captchaSync(u, c));
+    expect((await connection(u, c)).captcha).toMatchObject({ status: 'retrying', attempts: 1 });
+    await send(okSync(u, c));
+    const again = await events(c);
+    expect(again.map((e) => [e.type, e.data.attempts])).toEqual([['connection.recovered', 2], ['connection.recovered', 1]]);
+  });
+
+  it('never has two pending retries for one connection, under concurrent syncs', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '50' });
+    const u = ids(), c = ids();
+    await send(okSync(u, c)); // the connection exists before the burst
+    const base = clock;
+    clock += 100 * MIN;
+    // Twelve different deliveries, in shuffled last_update order: some arrive stale.
+    const order = [5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6];
+    const results = await Promise.all(
+      order.map((i) => send(captchaSync(u, c, new Date(base + (i + 1) * MIN).toISOString()))),
+    );
+    const processed = results.filter((r) => r.status === 'processed').length;
+    expect(processed).toBeGreaterThanOrEqual(1);
+    expect(processed + results.filter((r) => r.status === 'stale').length).toBe(order.length);
+
+    const conn = await connection(u, c);
+    expect(conn.captcha).toMatchObject({ status: 'retrying', attempts: processed });
+    const jobs = await resyncJobs(c);
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0].key).toBe(`captcha:${c}`);
+    expect(new Date(jobs[0].run_at_ms).toISOString()).toBe(conn.captcha!.next_retry_at);
+    expect((await history(c)).filter((r) => r.kind === 'failure')).toHaveLength(processed);
+
+    await makeDue(c);
+    await waitFor('the re-sync request', async () => callsFor(u, c).length === 1);
+    await noPendingJob(c);
+    await new Promise((r) => setTimeout(r, 300)); // a second job would have run by now
+    expect(callsFor(u, c)).toHaveLength(1);
+  });
+
+  it('erasure mid-retry (CONNECTION_DELETED or DELETE) cancels the retry and removes the history', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+    const u = ids(), c1 = ids(), c2 = ids();
+    await send(captchaSync(u, c1));
+    await send(captchaSync(u, c2));
+    expect(await resyncJobs(c1)).toHaveLength(1);
+    expect(await resyncJobs(c2)).toHaveLength(1);
+
+    const res = await ctx.sendWebhook('CONNECTION_DELETED', { id: c1, id_user: u });
+    expect(res.status).toBe(200);
+    expect((await ctx.request('DELETE', `/users/${u}/connections/${c2}`)).status).toBe(204);
+    for (const c of [c1, c2]) {
+      expect(await resyncJobs(c)).toEqual([]);
+      expect(await history(c)).toEqual([]);
+      expect((await ctx.request('GET', `/users/${u}/connections/${c}`)).status).toBe(404);
+    }
+
+    // A job that was already taken when the connection went (queued here by hand) is a no-op.
+    await ctx.database.sql`select graphile_worker.add_job('captcha_resync', json_build_object('connectionId', ${c1}::bigint), job_key := ${`captcha:${c1}`})`;
+    await noPendingJob(c1);
+    expect(callsFor(u, c1)).toEqual([]);
+    expect(callsFor(u, c2)).toEqual([]);
+  });
+
+  it('retries an upstream error without counting it as an attempt, and logs it in the history', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+    const u = ids(), c = ids();
+    upstream.answers.set(`/2.0/users/${u}/connections/${c}`, [500]);
+    await send(captchaSync(u, c));
+    await makeDue(c);
+    await waitFor('the failed request', async () => callsFor(u, c).length === 1);
+    const [failed] = await waitFor('the job to be put back', async () => {
+      const jobs = await resyncJobs(c);
+      return jobs.length === 1 && jobs[0].attempts === 1 && jobs[0].last_error ? jobs : undefined;
+    });
+    expect(failed.last_error).toContain('HTTP 500');
+    expect(failed.run_at_ms).toBeGreaterThan(Date.now()); // graphile-worker's backoff
+    expect((await connection(u, c)).captcha).toMatchObject({ status: 'retrying', attempts: 1 });
+
+    await makeDue(c);
+    await waitFor('the second request', async () => callsFor(u, c).length === 2);
+    await noPendingJob(c);
+    expect((await connection(u, c)).captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
+    const h = await history(c);
+    expect(h.map((r) => r.kind)).toEqual(['failure', 'scheduled', 'resync_error', 'resync_requested']);
+    expect(h[2].detail).toMatch(/HTTP 500.*try 1\/10/);
+    expect(h[2].detail).not.toContain(UPSTREAM_TOKEN);
+    expect(await events(c)).toEqual([]);
+  });
+
+  it('gives up and announces it when the aggregator refuses the re-sync on every try', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+    const u = ids(), c = ids();
+    upstream.answers.set(`/2.0/users/${u}/connections/${c}`, [503, 503]);
+    await send(captchaSync(u, c));
+    // Two tries instead of ten, so the test does not go through them all.
+    await ctx.database.sql`update graphile_worker._private_jobs set max_attempts = 2, run_at = now() where key = ${`captcha:${c}`}`;
+    await waitFor('the first request', async () => callsFor(u, c).length === 1);
+    await waitFor('the job to be put back', async () => (await resyncJobs(c))[0]?.attempts === 1);
+    await makeDue(c);
+    await noPendingJob(c);
+    expect(callsFor(u, c)).toHaveLength(2);
+    expect((await connection(u, c)).captcha).toEqual({ status: 'gave_up', attempts: 1, next_retry_at: null });
+    const ev = await events(c);
+    expect(ev.map((e) => [e.type, e.data.attempts])).toEqual([['connection.captcha_gave_up', 1]]);
+    expect((await history(c)).map((r) => r.kind)).toEqual(['failure', 'scheduled', 'resync_error', 'resync_error', 'gave_up']);
+  });
+
+  it('switching captcha.enabled off stops pending retries; the connections show disabled', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+    const u = ids(), c = ids();
+    await send(captchaSync(u, c));
+    expect(await resyncJobs(c)).toHaveLength(1);
+    await setConfig({ 'captcha.enabled': '0' });
+    expect((await connection(u, c)).captcha).toEqual({ status: 'disabled', attempts: 1, next_retry_at: null });
+    expect(await resyncJobs(c)).toEqual([]);
+    await send(captchaSync(u, c));
+    expect((await connection(u, c)).captcha).toEqual({ status: 'disabled', attempts: 2, next_retry_at: null });
+    expect(await resyncJobs(c)).toEqual([]);
+    expect(callsFor(u, c)).toEqual([]);
+  });
+});
