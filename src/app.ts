@@ -8,7 +8,9 @@ import { subscriptionRoutes } from './api/subscriptions.js';
 import { userRoutes } from './api/users.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
+import { fileRoutes } from './files/routes.js';
 import { inboundRoutes } from './inbound/routes.js';
+import { notifyRoutes } from './notify/routes.js';
 import { newRouter } from './router.js';
 
 /** The HTTP application: every route, one error shape. Built from deps, so tests build their own. */
@@ -25,6 +27,8 @@ export function createApp(deps: Deps) {
   app.route('/', subscriptionRoutes(deps));
   app.route('/', documentRoutes(deps));
   app.route('/', configRoutes(deps));
+  app.route('/', notifyRoutes(deps));
+  app.route('/', fileRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc('/openapi.json', {

@@ -8,7 +8,10 @@ import { BlockList, isIP } from 'node:net';
  * address (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo), which could smuggle any of
  * the above.
  */
-const reserved = new BlockList();
+// Two lists: Node's BlockList matches IPv4 addresses against IPv6 rules through their
+// mapped form, so one list holding ::ffff:0:0/96 would refuse every IPv4 address.
+const reserved4 = new BlockList();
+const reserved6 = new BlockList();
 const v4: [string, number][] = [
   ['0.0.0.0', 8], // "this network", unspecified
   ['10.0.0.0', 8], // private
@@ -40,15 +43,15 @@ const v6: [string, number][] = [
   ['fec0::', 10], // old site-local
   ['ff00::', 8], // multicast
 ];
-for (const [net, prefix] of v4) reserved.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of v6) reserved.addSubnet(net, prefix, 'ipv6');
+for (const [net, prefix] of v4) reserved4.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of v6) reserved6.addSubnet(net, prefix, 'ipv6');
 
 /** True only for a global unicast address; false for anything reserved or not an IP at all. */
 export function isPublicAddress(address: string): boolean {
   const ip = address.replace(/^\[|\]$/g, '').replace(/%.*$/, ''); // brackets, IPv6 zone id
   const family = isIP(ip);
-  if (family === 4) return !reserved.check(ip, 'ipv4');
+  if (family === 4) return !reserved4.check(ip, 'ipv4');
   // ::ffff:0:0/96 refuses every IPv4-mapped spelling (::ffff:127.0.0.1, ::ffff:7f00:1…).
-  if (family === 6) return !reserved.check(ip, 'ipv6');
+  if (family === 6) return !reserved6.check(ip, 'ipv6');
   return false;
 }

@@ -1,14 +1,199 @@
-import { eq } from 'drizzle-orm';
-import { documents } from '../db/schema/index.js';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eq, sql } from 'drizzle-orm';
+import type { Deps } from '../deps.js';
+import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
+import { sharedRenderer, type HtmlRenderer } from './chromium.js';
+import { createFetchDispatcher, defaultFetchLimits, download, FetchError, type Downloaded } from './fetch.js';
+import { pdfThumbnail } from './pdf.js';
+import { sniffFile } from './sniff.js';
+import { PgBlobStore, type BlobInfo, type BlobStore } from './store.js';
 
 /**
- * fetch_document_file — minimal until the files issue lands: hands the document straight
- * to notifications, so the pipeline (diff → file → announce) is real end to end.
+ * fetch_document_file (CONTRACT.md §7): download the document's source URL, sniff its
+ * type, convert HTML to PDF when force_pdf was on at its sync, draw a thumbnail, store the
+ * blobs, and settle `file.status` — in one transaction with the announce_document job, so
+ * that notifications always follow the file and a crash anywhere before that commit
+ * leaves a pending file that the retried job completes.
+ *
+ * Network errors, timeouts and 5xx are thrown, so graphile-worker retries them with its
+ * exponential backoff (e^attempt seconds: 3 s, 7 s, 20 s … about 50 min in all); the last
+ * attempt, and any permanent failure (4xx, refused address, too large, bad URL), marks
+ * the file `failed` with the reason instead.
  */
-export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => async ({ documentId }) => {
-  const [doc] = await deps.db.select({ id: documents.id }).from(documents).where(eq(documents.id, documentId));
-  if (!doc) return; // erased since: nothing to do
-  await enqueue(deps.db, 'announce_document', { documentId }, { jobKey: `announce:${documentId}` });
+export const FILE_MAX_ATTEMPTS = 8;
+
+/** A settled file: what goes into document_files, and the blobs it references. */
+interface Outcome {
+  main: StoredBlob;
+  original?: StoredBlob;
+  thumbnail?: StoredBlob;
+}
+interface StoredBlob extends BlobInfo {
+  source: string | Buffer;
+}
+
+export class ConversionError extends Error {}
+
+export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => {
+  const limits = defaultFetchLimits(deps.config.fileMaxBytes, deps.config.fetchAllowPrivateNetworks);
+  const dispatcher = createFetchDispatcher(limits);
+  const store: BlobStore = new PgBlobStore(deps.db);
+  const renderer = sharedRenderer(deps.config.chromiumPath);
+  const log = deps.log.child({ task: 'fetch_document_file' });
+
+  return async ({ documentId }, helpers) => {
+    const [row] = await deps.db
+      .select({ sourceUrl: documents.sourceUrl, forcePdf: documents.forcePdf, status: documentFiles.status })
+      .from(documents)
+      .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
+      .where(eq(documents.id, documentId));
+    if (!row) return; // erased since it was queued
+    // ready/failed were settled in the transaction that also queued the announcement.
+    if (row.status === 'ready' || row.status === 'failed') return;
+    if (!row.sourceUrl || row.status === 'none') {
+      await settleWithoutFile(deps, documentId);
+      return;
+    }
+    if (row.status === null) {
+      await deps.db.insert(documentFiles).values({ documentId, status: 'pending' }).onConflictDoNothing();
+    }
+
+    const dir = await mkdtemp(join(tmpdir(), 'docrelay-file-'));
+    try {
+      const downloaded = await download(row.sourceUrl, join(dir, 'download'), limits, dispatcher);
+      const outcome = await prepare(downloaded, row.forcePdf, renderer, (msg, err) => log.warn({ documentId, err }, msg));
+      await settle(deps, store, documentId, { status: 'ready', outcome });
+      log.info({ documentId, sha256: outcome.main.sha256, size: outcome.main.size, type: outcome.main.contentType }, 'file ready');
+    } catch (err) {
+      const permanent = err instanceof FetchError && err.permanent;
+      const lastAttempt = helpers.job.attempts >= Math.min(helpers.job.max_attempts, FILE_MAX_ATTEMPTS);
+      // Anything else is our own failure (database, disk…): retried too, but not described to clients.
+      const known = err instanceof FetchError || err instanceof ConversionError;
+      const reason = known ? err.message : 'internal error while storing the file';
+      if (!permanent && !lastAttempt) {
+        log.warn({ documentId, attempt: helpers.job.attempts, reason, err: known ? undefined : err }, 'file not fetched, will retry');
+        throw err;
+      }
+      if (!known) log.error({ documentId, err }, 'file failed on an internal error');
+      const error = permanent ? reason : `${reason} (gave up after ${helpers.job.attempts} attempts)`;
+      await settle(deps, store, documentId, { status: 'failed', error });
+      log.info({ documentId, error }, 'file failed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
 };
+
+/** Type, conversion and thumbnail of a downloaded file; nothing is written yet. */
+async function prepare(
+  file: Downloaded,
+  forcePdf: boolean,
+  renderer: HtmlRenderer,
+  warn: (msg: string, err: unknown) => void,
+): Promise<Outcome> {
+  const sniffed = await sniffFile(file.path);
+  const charset = charsetOf(file.declaredType);
+  const downloaded: StoredBlob = {
+    sha256: file.sha256,
+    size: file.size,
+    contentType: sniffed.mime.startsWith('text/') && charset ? `${sniffed.mime}; charset=${charset}` : sniffed.mime,
+    source: file.path,
+  };
+
+  if (sniffed.mime === 'text/html') {
+    const html = await readFile(file.path);
+    if (forcePdf) {
+      let rendered;
+      try {
+        rendered = await renderer.render(html, { pdf: true, charset });
+      } catch (err) {
+        throw new ConversionError(`HTML to PDF conversion failed: ${(err as Error).message}`);
+      }
+      return { main: bufferBlob(rendered.pdf!, 'application/pdf'), original: downloaded, thumbnail: bufferBlob(rendered.png, 'image/png') };
+    }
+    try {
+      const { png } = await renderer.render(html, { pdf: false, charset });
+      return { main: downloaded, thumbnail: bufferBlob(png, 'image/png') };
+    } catch (err) {
+      warn('HTML thumbnail failed; the file is kept without one', err);
+      return { main: downloaded };
+    }
+  }
+
+  if (sniffed.mime === 'application/pdf') {
+    try {
+      return { main: downloaded, thumbnail: bufferBlob(await pdfThumbnail(await readFile(file.path)), 'image/png') };
+    } catch (err) {
+      // A PDF pdf.js cannot draw (damaged, encrypted) is still the provider's file.
+      warn('PDF thumbnail failed; the file is kept without one', err);
+      return { main: downloaded };
+    }
+  }
+  return { main: downloaded };
+}
+
+function bufferBlob(data: Buffer, contentType: string): StoredBlob {
+  return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length, contentType, source: data };
+}
+
+function charsetOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*"?([A-Za-z0-9_.:-]{1,40})"?/i.exec(contentType ?? '');
+  return m?.[1].toLowerCase();
+}
+
+type Settlement = { status: 'ready'; outcome: Outcome } | { status: 'failed'; error: string };
+
+/**
+ * Store the blobs and settle the file row, with its announce job, in one transaction. The
+ * row is locked first: a concurrent erasure either ran before (the row is gone: no-op) or
+ * waits for this commit and then sweeps what became unreferenced.
+ */
+async function settle(deps: Deps, store: BlobStore, documentId: number, s: Settlement): Promise<void> {
+  await deps.db.transaction(async (tx) => {
+    const [file] = await tx
+      .select({ status: documentFiles.status })
+      .from(documentFiles)
+      .where(eq(documentFiles.documentId, documentId))
+      .for('update');
+    if (!file || file.status !== 'pending') return;
+    if (s.status === 'ready') {
+      const { main, original, thumbnail } = s.outcome;
+      for (const b of [main, original, thumbnail]) if (b) await store.put(tx, b, b.source);
+      await tx
+        .update(documentFiles)
+        .set({
+          status: 'ready',
+          error: null,
+          sha256: main.sha256,
+          contentType: main.contentType,
+          size: main.size,
+          originalSha256: original?.sha256 ?? null,
+          thumbnailSha256: thumbnail?.sha256 ?? null,
+          updatedAt: sql`now()`,
+        })
+        .where(eq(documentFiles.documentId, documentId));
+    } else {
+      await tx
+        .update(documentFiles)
+        .set({ status: 'failed', error: s.error, updatedAt: sql`now()` })
+        .where(eq(documentFiles.documentId, documentId));
+    }
+    await enqueue(tx, 'announce_document', { documentId }, { jobKey: `announce:${documentId}` });
+  });
+}
+
+/** A document without a URL has nothing to fetch: hand it straight to notifications. */
+async function settleWithoutFile(deps: Deps, documentId: number): Promise<void> {
+  await deps.db.transaction(async (tx) => {
+    await tx
+      .insert(documentFiles)
+      .values({ documentId, status: 'none' })
+      .onConflictDoUpdate({ target: documentFiles.documentId, set: { status: 'none' }, where: sql`${documentFiles.status} = 'pending'` });
+    await enqueue(tx, 'announce_document', { documentId }, { jobKey: `announce:${documentId}` });
+  });
+}

@@ -1,0 +1,146 @@
+import { existsSync } from 'node:fs';
+import puppeteer, { type Browser } from 'puppeteer-core';
+
+/**
+ * Headless Chromium for HTML documents (CONTRACT.md §7): HTML → PDF when force_pdf was on,
+ * and a PNG of the first screen as thumbnail. The page is a stored file, so it is rendered
+ * with JavaScript off and every network request refused: the one navigation is answered
+ * from memory, anything else (images, styles, fonts, beacons) is aborted inside the
+ * browser before a connection is made.
+ */
+export interface ChromiumLaunch {
+  executablePath: string;
+  headless: true | 'shell';
+  args: string[];
+  source: 'CHROMIUM_PATH' | '/usr/bin/chromium' | '@sparticuz/chromium';
+}
+
+const DEBIAN_CHROMIUM = '/usr/bin/chromium';
+const OUR_ARGS = [
+  '--no-sandbox', // runs as root in containers; the page has no JS and no network anyway
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-gpu',
+  '--disable-extensions',
+  '--mute-audio',
+];
+
+/** CHROMIUM_PATH, else Debian's chromium when installed, else the binary shipped in npm. */
+export async function resolveChromium(chromiumPath: string | undefined, exists = existsSync): Promise<ChromiumLaunch> {
+  if (chromiumPath) return { executablePath: chromiumPath, headless: true, args: OUR_ARGS, source: 'CHROMIUM_PATH' };
+  if (exists(DEBIAN_CHROMIUM)) return { executablePath: DEBIAN_CHROMIUM, headless: true, args: OUR_ARGS, source: DEBIAN_CHROMIUM };
+  const { default: packaged } = await import('@sparticuz/chromium');
+  // Its build is headless-shell only; its args are tuned for it (single process), minus the
+  // ones that weaken a page's isolation, which a stored page has no use for.
+  const weakening = new Set(['--disable-web-security', '--allow-running-insecure-content']);
+  const args = [...packaged.args.filter((a) => !weakening.has(a)), ...OUR_ARGS];
+  return { executablePath: await packaged.executablePath(), headless: 'shell', args, source: '@sparticuz/chromium' };
+}
+
+export interface RenderResult {
+  pdf?: Buffer;
+  png: Buffer;
+}
+
+/** Where the stored page pretends to live; `.invalid` never resolves (RFC 2606). */
+const PAGE_URL = 'https://document.docrelay.invalid/';
+const THUMB_WIDTH = 300;
+const VIEWPORT = { width: 800, height: 1035 }; // A4 proportions
+
+/**
+ * One browser per process, launched on first use and closed after a quiet minute; pages
+ * are opened on it (the packaged single-process build crashes on extra browser contexts).
+ */
+export class HtmlRenderer {
+  private browser?: Promise<Browser>;
+  private idle?: NodeJS.Timeout;
+  private busy = 0;
+
+  constructor(
+    private readonly chromiumPath: string | undefined,
+    private readonly opts: { idleCloseMs: number; timeoutMs: number } = { idleCloseMs: 60_000, timeoutMs: 60_000 },
+  ) {}
+
+  async render(html: Buffer, opts: { pdf: boolean; charset?: string }): Promise<RenderResult> {
+    this.busy++;
+    clearTimeout(this.idle);
+    try {
+      const browser = await this.launch();
+      const page = await browser.newPage();
+      try {
+        page.setDefaultTimeout(this.opts.timeoutMs);
+        await page.setJavaScriptEnabled(false);
+        await page.setRequestInterception(true);
+        page.on('request', (req) => {
+          if (req.isInterceptResolutionHandled()) return;
+          if (req.url() === PAGE_URL && req.isNavigationRequest()) {
+            void req.respond({
+              status: 200,
+              contentType: `text/html${opts.charset ? `; charset=${opts.charset}` : ''}`,
+              body: html,
+            });
+          } else {
+            void req.abort('blockedbyclient');
+          }
+        });
+        await page.setViewport({ ...VIEWPORT, deviceScaleFactor: THUMB_WIDTH / VIEWPORT.width });
+        await page.goto(PAGE_URL, { waitUntil: 'load' });
+        const pdf = opts.pdf ? Buffer.from(await page.pdf({ format: 'A4', printBackground: true })) : undefined;
+        const png = Buffer.from(await page.screenshot({ type: 'png' }));
+        return { pdf, png };
+      } finally {
+        await page.close().catch(() => {});
+      }
+    } finally {
+      if (--this.busy === 0) {
+        this.idle = setTimeout(() => void this.close(), this.opts.idleCloseMs);
+        this.idle.unref();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.idle);
+    const b = this.browser;
+    this.browser = undefined;
+    if (b) await (await b.catch(() => undefined))?.close().catch(() => {});
+  }
+
+  private launch(): Promise<Browser> {
+    if (!this.browser) {
+      const starting = (async () => {
+        const c = await resolveChromium(this.chromiumPath);
+        const browser = await puppeteer.launch({
+          executablePath: c.executablePath,
+          headless: c.headless,
+          args: c.args,
+          timeout: this.opts.timeoutMs,
+        });
+        browser.on('disconnected', () => {
+          if (this.browser === starting) this.browser = undefined;
+        });
+        return browser;
+      })();
+      starting.catch(() => {
+        if (this.browser === starting) this.browser = undefined;
+      });
+      this.browser = starting;
+    }
+    return this.browser;
+  }
+}
+
+const shared = new Map<string, HtmlRenderer>();
+/** The process's renderer for a Chromium path (one browser however many workers). */
+export function sharedRenderer(chromiumPath: string | undefined): HtmlRenderer {
+  const key = chromiumPath ?? '';
+  let r = shared.get(key);
+  if (!r) shared.set(key, (r = new HtmlRenderer(chromiumPath)));
+  return r;
+}
+
+export async function closeSharedRenderers(): Promise<void> {
+  await Promise.all([...shared.values()].map((r) => r.close()));
+}

@@ -1,0 +1,54 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { getDocument } from 'pdfjs-dist/legacy/build/pdf.mjs';
+
+/**
+ * PDF reading with pdf.js: a PNG thumbnail of the first page (drawn on @napi-rs/canvas,
+ * which pdf.js 5 uses in Node through `doc.canvasFactory`), and the text of a page (tests
+ * use it to prove a conversion holds the page's words).
+ */
+const require = createRequire(import.meta.url);
+// The 14 standard PDF fonts are not embedded in many PDFs: pdf.js draws them from these files.
+const standardFontDataUrl = join(dirname(require.resolve('pdfjs-dist/package.json')), 'standard_fonts') + '/';
+
+const THUMB_WIDTH = 300;
+/** A thumbnail is not worth more than this many pixels, whatever the page's proportions. */
+const MAX_THUMB_HEIGHT = 1200;
+
+interface CanvasAndContext {
+  canvas: { toBuffer(mime: 'image/png'): Buffer };
+  context: unknown;
+}
+
+async function open(data: Uint8Array) {
+  // pdf.js may transfer (detach) the buffer it is given: hand it a copy.
+  return getDocument({ data: new Uint8Array(data), standardFontDataUrl, isEvalSupported: false, verbosity: 0 }).promise;
+}
+
+export async function pdfThumbnail(data: Uint8Array): Promise<Buffer> {
+  const doc = await open(data);
+  try {
+    const page = await doc.getPage(1);
+    const unit = page.getViewport({ scale: 1 });
+    const scale = Math.min(THUMB_WIDTH / unit.width, MAX_THUMB_HEIGHT / unit.height);
+    const viewport = page.getViewport({ scale });
+    const factory = (doc as unknown as { canvasFactory: { create(w: number, h: number): CanvasAndContext } }).canvasFactory;
+    const cc = factory.create(Math.max(1, Math.ceil(viewport.width)), Math.max(1, Math.ceil(viewport.height)));
+    await page.render({ canvasContext: cc.context, canvas: cc.canvas, viewport } as never).promise;
+    return cc.canvas.toBuffer('image/png');
+  } finally {
+    await doc.destroy();
+  }
+}
+
+/** The text of one page, its items joined by spaces. */
+export async function pdfPageText(data: Uint8Array, pageNumber = 1): Promise<string> {
+  const doc = await open(data);
+  try {
+    const page = await doc.getPage(pageNumber);
+    const content = await page.getTextContent();
+    return content.items.map((i) => ('str' in i ? i.str : '')).join(' ');
+  } finally {
+    await doc.destroy();
+  }
+}

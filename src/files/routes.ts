@@ -1,0 +1,128 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { and, eq } from 'drizzle-orm';
+import { resolveUser } from '../api/auth.js';
+import { bearer, ErrorSchema, errorResponses, UserParam } from '../api/schemas.js';
+import type { Deps } from '../deps.js';
+import { documentFiles, documents } from '../db/schema/index.js';
+import { AppError, notFound } from '../errors.js';
+import { newRouter } from '../router.js';
+import { contentDisposition, downloadName } from './disposition.js';
+import { verifyFileLink, type FileVariant } from './links.js';
+import { PgBlobStore, type BlobStore } from './store.js';
+
+/**
+ * The bytes of a document's file (CONTRACT.md §7): through a signed, expiring link
+ * (`/files/{id}?exp&sig`, no token — the link is the credential) or, for an authenticated
+ * client, `/users/{u}/documents/{id}/file`. Served chunk by chunk from the blob store.
+ */
+const DocId = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: '9001' }) });
+const LinkQuery = z.object({
+  exp: z.string().optional().openapi({ description: 'expiry, unix seconds' }),
+  sig: z.string().optional().openapi({ description: 'HMAC-SHA256 signature (base64url)' }),
+});
+const bytes = (description: string, types: string[]) => ({
+  description,
+  content: Object.fromEntries(types.map((t) => [t, { schema: z.string().openapi({ format: 'binary' }) }])),
+});
+const invalidLink = { description: 'Bad, tampered or expired link', content: { 'application/json': { schema: ErrorSchema } } };
+const missing = { description: 'No ready file', content: { 'application/json': { schema: ErrorSchema } } };
+
+const fileByLink = createRoute({
+  method: 'get',
+  path: '/files/{id}',
+  summary: "A document's file through a signed link (the document's `url`)",
+  request: { params: DocId, query: LinkQuery },
+  responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), 403: invalidLink, 404: missing },
+});
+const thumbnailByLink = createRoute({
+  method: 'get',
+  path: '/files/{id}/thumbnail',
+  summary: "A PNG of the file's first page through a signed link (the document's `thumb_url`)",
+  request: { params: DocId, query: LinkQuery },
+  responses: { 200: bytes('PNG thumbnail', ['image/png']), 403: invalidLink, 404: missing },
+});
+const fileOfUser = createRoute({
+  method: 'get',
+  path: '/users/{u}/documents/{id}/file',
+  summary: "A document's file, for an authenticated client",
+  security: bearer,
+  request: { params: UserParam.merge(DocId) },
+  responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), ...errorResponses },
+});
+
+const DOC_ID = /^\d{1,16}$/;
+
+export function fileRoutes(deps: Deps) {
+  const store: BlobStore = new PgBlobStore(deps.db);
+
+  const readyFile = async (documentId: number, userId?: number) => {
+    const [row] = await deps.db
+      .select({ name: documents.name, f: documentFiles })
+      .from(documents)
+      .innerJoin(documentFiles, eq(documentFiles.documentId, documents.id))
+      .where(userId === undefined ? eq(documents.id, documentId) : and(eq(documents.id, documentId), eq(documents.userId, userId)));
+    return row && row.f.status === 'ready' && row.f.sha256 ? row : undefined;
+  };
+
+  /** One streamed response; HEAD gets the same headers (Hono drops the body). */
+  const serve = async (sha256: string, name: string, thumbnail: boolean) => {
+    const blob = await store.stat(sha256);
+    if (!blob) throw notFound('file');
+    const inline = thumbnail || blob.contentType === 'application/pdf' || blob.contentType.startsWith('image/');
+    const chunks = store.read(sha256)[Symbol.asyncIterator]();
+    const body = new ReadableStream<Uint8Array>({
+      // Pulled one chunk at a time: a slow client holds one chunk in memory, not the file.
+      async pull(controller) {
+        const next = await chunks.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      async cancel() {
+        await chunks.return?.();
+      },
+    });
+    return new Response(body, {
+      status: 200,
+      headers: {
+        'content-type': blob.contentType,
+        'content-length': String(blob.size),
+        'content-disposition': contentDisposition(inline ? 'inline' : 'attachment', downloadName(name, blob.contentType, thumbnail)),
+        etag: `"${blob.sha256}"`,
+        'cache-control': 'private, max-age=3600',
+        // Provider HTML must never run as a page of ours.
+        'x-content-type-options': 'nosniff',
+        'content-security-policy': "sandbox; default-src 'none'",
+      },
+    });
+  };
+
+  const byLink = (variant: FileVariant) => async (id: string, exp?: string, sig?: string) => {
+    if (!DOC_ID.test(id) || !verifyFileLink(deps.config.linkSecret, variant, Number(id), exp, sig)) {
+      throw new AppError('invalid_link', 'this file link is invalid or has expired');
+    }
+    const row = await readyFile(Number(id));
+    const sha = variant === 'file' ? row?.f.sha256 : row?.f.thumbnailSha256;
+    if (!row || !sha) throw notFound('file');
+    return serve(sha, row.name ?? `document-${id}`, variant === 'thumbnail');
+  };
+  const file = byLink('file');
+  const thumbnail = byLink('thumbnail');
+
+  return newRouter()
+    .openapi(fileByLink, async (c) => {
+      const { exp, sig } = c.req.valid('query');
+      return file(c.req.valid('param').id, exp, sig);
+    })
+    .openapi(thumbnailByLink, async (c) => {
+      const { exp, sig } = c.req.valid('query');
+      return thumbnail(c.req.valid('param').id, exp, sig);
+    })
+    .openapi(fileOfUser, async (c) => {
+      const { u, id } = c.req.valid('param');
+      const userId = await resolveUser(deps, c, u);
+      if (!DOC_ID.test(id)) throw notFound('document');
+      const row = await readyFile(Number(id), userId);
+      if (!row) throw notFound('file');
+      return serve(row.f.sha256!, row.name ?? `document-${id}`, false);
+    });
+}

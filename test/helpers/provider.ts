@@ -1,0 +1,84 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PDFDocument, StandardFonts } from 'pdf-lib';
+
+/**
+ * A provider's website on loopback (node:http), playing the bill download pages that
+ * document URLs point to. Each path has a handler that also gets how many times that path
+ * was hit, so "500 then success" is a handler away; every TCP connection is counted.
+ */
+export type ProviderHandler = (req: IncomingMessage, res: ServerResponse, hit: number) => void | Promise<void>;
+
+export interface ProviderSite {
+  /** http://127.0.0.1:port (or http://[::1]:port) */
+  origin: string;
+  port: number;
+  url(path: string): string;
+  route(path: string, handler: ProviderHandler): void;
+  hits(path: string): number;
+  /** TCP connections accepted since start. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+export async function startProviderSite(host = '127.0.0.1'): Promise<ProviderSite> {
+  const routes = new Map<string, ProviderHandler>();
+  const hitCount = new Map<string, number>();
+  let connections = 0;
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const n = (hitCount.get(path) ?? 0) + 1;
+    hitCount.set(path, n);
+    const handler = routes.get(path);
+    if (!handler) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    Promise.resolve(handler(req, res, n)).catch((err) => {
+      res.destroy(err as Error);
+    });
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  const origin = host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
+  return {
+    origin,
+    port,
+    url: (path) => `${origin}${path}`,
+    route: (path, handler) => void routes.set(path, handler),
+    hits: (path) => hitCount.get(path) ?? 0,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A real PDF with one line of text per page, padded to about `padTo` bytes if asked. */
+export async function makePdf(lines: string[], opts: { padTo?: number } = {}): Promise<Buffer> {
+  const doc = await PDFDocument.create();
+  const font = await doc.embedFont(StandardFonts.Helvetica);
+  for (const line of lines) {
+    const page = doc.addPage([595, 842]);
+    page.drawText(line, { x: 50, y: 780, size: 20, font });
+  }
+  if (opts.padTo) {
+    // Filler in an unreferenced stream object: written out as is, still a valid PDF.
+    const base = (await doc.save({ useObjectStreams: false })).length;
+    const filler = new Uint8Array(Math.max(0, opts.padTo - base - 40));
+    for (let i = 0; i < filler.length; i++) filler[i] = 0x41 + ((i * 7919) % 26);
+    doc.context.register(doc.context.stream(filler));
+  }
+  return Buffer.from(await doc.save({ useObjectStreams: false }));
+}
+
+/** Answer with a body and a Content-Type (which may lie on purpose). */
+export const send =
+  (body: Buffer | string, contentType: string, extra: Record<string, string> = {}): ProviderHandler =>
+  (_req, res) => {
+    res.writeHead(200, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)), ...extra });
+    res.end(body);
+  };
