@@ -313,6 +313,24 @@ describe('captcha-induced retries', () => {
     expect((await history(c)).map((r) => r.kind)).toEqual(['failure', 'scheduled', 'resync_error', 'resync_error', 'gave_up']);
   });
 
+  it('leaves no connection disabled when the switch turns on in the middle of captcha syncs', async () => {
+    await setConfig({ 'captcha.enabled': '0', 'captcha.max_retries': '50' });
+    const u = ids();
+    const known = Array.from({ length: 12 }, ids);
+    const fresh = Array.from({ length: 12 }, ids);
+    for (const c of known) await send(captchaSync(u, c));
+    // Failures of already-disabled connections and of new ones, racing the switch.
+    const syncs = [...known, ...fresh].map((c, i) =>
+      new Promise((r) => setTimeout(r, i % 6)).then(() => ctx.sendWebhook('CONNECTION_SYNCED', captchaSync(u, c))),
+    );
+    const flip = new Promise((r) => setTimeout(r, 3)).then(() => ctx.request('POST', '/config', { body: { 'captcha.enabled': '1' } }));
+    const answers = await Promise.all([...syncs, flip]);
+    expect(answers.map((r) => r.status)).toEqual(answers.map(() => 200));
+    const rows = await ctx.database.sql<{ status: string }[]>`
+      select captcha_status as status from connections where id in ${ctx.database.sql([...known, ...fresh])}`;
+    expect(rows.map((r) => r.status)).toEqual(rows.map(() => 'retrying'));
+  });
+
   it('switching captcha.enabled off stops pending retries; the connections show disabled', async () => {
     await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
     const u = ids(), c = ids();
