@@ -7,7 +7,7 @@ import { PDFDocument, StandardFonts } from 'pdf-lib';
  * document URLs point to. Each path has a handler that also gets how many times that path
  * was hit, so "500 then success" is a handler away; every TCP connection is counted.
  */
-export type ProviderHandler = (req: IncomingMessage, res: ServerResponse, hit: number) => void | Promise<void>;
+export type ProviderHandler = (req: IncomingMessage, res: ServerResponse, hit: number) => unknown;
 
 export interface ProviderSite {
   /** http://127.0.0.1:port (or http://[::1]:port) */
