@@ -17,7 +17,7 @@ export async function benchRead() {
              date '2020-01-01' + (g % 2000), 42.5, 'EUR', 'https://provider.example/' || g
       from generate_series(1, 100000) g`;
     await sql`insert into document_files (document_id, status) select id, 'none' from documents`;
-    await sql`analyze`;
+    await sql`vacuum analyze`; // the steady state autovacuum reaches: visibility map set
     const tokenRes = await fetch(`${svc.baseUrl}/users/1/token`, { method: 'POST', headers: { authorization: `Bearer ${svc.config.adminToken}` } });
     const { token } = (await tokenRes.json()) as { token: string };
 

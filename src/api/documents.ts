@@ -65,20 +65,33 @@ export function documentRoutes(deps: Deps) {
     if (q.type) where.push(eq(documents.type, q.type));
     if (q.min_date) where.push(gte(documents.date, q.min_date));
     if (q.max_date) where.push(lte(documents.date, q.max_date));
-    if (hideDeletedSubscriptions) where.push(isNull(subscriptions.deleted));
-    const filter = and(...where);
+    const docFilter = and(...where);
+    const subFilter = hideDeletedSubscriptions ? isNull(subscriptions.deleted) : undefined;
 
-    const [totals] = await db
-      .select({ total: count(), first: min(documents.date), last: max(documents.date) })
+    // Totals are grouped by subscription before the join: an index-only scan of
+    // (user_id, subscription_id, date) and a join of one row per subscription, about half
+    // the time of joining every document (bench/read.ts).
+    const perSubscription = db
+      .select({ subscriptionId: documents.subscriptionId, n: count().as('n'), first: min(documents.date).as('first'), last: max(documents.date).as('last') })
       .from(documents)
-      .innerJoin(subscriptions, eq(subscriptions.id, documents.subscriptionId))
-      .where(filter);
+      .where(docFilter)
+      .groupBy(documents.subscriptionId)
+      .as('per_subscription');
+    const [totals] = await db
+      .select({
+        total: sql<number>`coalesce(sum(${perSubscription.n}), 0)::int`,
+        first: sql<string | null>`min(${perSubscription.first})`,
+        last: sql<string | null>`max(${perSubscription.last})`,
+      })
+      .from(perSubscription)
+      .innerJoin(subscriptions, eq(subscriptions.id, perSubscription.subscriptionId))
+      .where(subFilter);
     const page = await db
       .select({ d: documents, f: documentFiles })
       .from(documents)
       .innerJoin(subscriptions, eq(subscriptions.id, documents.subscriptionId))
       .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
-      .where(filter)
+      .where(and(docFilter, subFilter))
       .orderBy(sql`${documents.date} desc nulls last`, desc(documents.id))
       .limit(q.limit)
       .offset(q.offset);

@@ -118,6 +118,9 @@ export const documents = pgTable(
   (t) => [
     index('documents_user_date_idx').on(t.userId, t.date.desc(), t.id.desc()),
     index('documents_subscription_date_idx').on(t.subscriptionId, t.date.desc(), t.id.desc()),
+    // Covers the totals of a user's document list (count, first and last date per subscription)
+    // with an index-only scan: see api/documents.ts.
+    index('documents_user_subscription_date_idx').on(t.userId, t.subscriptionId, t.date),
   ],
 );
 

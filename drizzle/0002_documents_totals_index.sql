@@ -1,0 +1,1 @@
+CREATE INDEX "documents_user_subscription_date_idx" ON "documents" USING btree ("user_id","subscription_id","date");
