@@ -11,7 +11,13 @@ export const ErrorSchema = z
   .openapi('Error');
 
 export const UserParam = z.object({ u: z.string().openapi({ param: { name: 'u', in: 'path' }, example: 'me' }) });
-export const IdParam = z.object({ id: z.string().regex(/^\d{1,16}$/).openapi({ param: { name: 'id', in: 'path' } }) });
+export const IdParam = z.object({
+  id: z
+    .string()
+    .regex(/^\d{1,16}$/, 'a numeric id')
+    .refine((v) => Number.isSafeInteger(Number(v)), 'an id up to 2^53 − 1')
+    .openapi({ param: { name: 'id', in: 'path' } }),
+});
 
 /** `?all` is present (any value) or absent. */
 export const allFlag = z.string().optional().transform((v) => v !== undefined);
