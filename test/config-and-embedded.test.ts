@@ -33,7 +33,7 @@ describe('loadConfig', () => {
     [{ WEBHOOK_TIMEZONE: 'Mars/Olympus' }, /WEBHOOK_TIMEZONE/],
     [{ FETCH_ALLOW_PRIVATE_NETWORKS: 'yes' }, /FETCH_ALLOW_PRIVATE_NETWORKS/],
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL/],
-  ])('refuses %j with a message naming the problem', (env, message) => {
+  ] as [Record<string, string>, RegExp][])('refuses %j with a message naming the problem', (env, message) => {
     const dir = tmp();
     expect(() => loadConfig({ DATA_DIR: dir, ...env })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: dir, ...env })).toThrow(message);
