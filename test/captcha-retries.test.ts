@@ -245,28 +245,28 @@ describe('captcha-induced retries', () => {
     expect(callsFor(u, c)).toHaveLength(1);
   });
 
-  it('erasure mid-retry (CONNECTION_DELETED or DELETE) cancels the retry and removes the history', async () => {
+  it('erasure mid-retry (CONNECTION_DELETED, DELETE, USER_DELETED) cancels the retry and removes the history', async () => {
     await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
-    const u = ids(), c1 = ids(), c2 = ids();
-    await send(captchaSync(u, c1));
-    await send(captchaSync(u, c2));
-    expect(await resyncJobs(c1)).toHaveLength(1);
-    expect(await resyncJobs(c2)).toHaveLength(1);
+    const u = ids(), c1 = ids(), c2 = ids(), u2 = ids(), c3 = ids(), c4 = ids();
+    for (const [uu, c] of [[u, c1], [u, c2], [u2, c3], [u2, c4]]) {
+      await send(captchaSync(uu, c));
+      expect(await resyncJobs(c)).toHaveLength(1);
+      expect(await history(c)).not.toEqual([]);
+    }
 
-    const res = await ctx.sendWebhook('CONNECTION_DELETED', { id: c1, id_user: u });
-    expect(res.status).toBe(200);
+    expect((await ctx.sendWebhook('CONNECTION_DELETED', { id: c1, id_user: u })).status).toBe(200);
     expect((await ctx.request('DELETE', `/users/${u}/connections/${c2}`)).status).toBe(204);
-    for (const c of [c1, c2]) {
+    expect((await ctx.sendWebhook('USER_DELETED', { id: u2 })).status).toBe(200);
+    for (const [uu, c] of [[u, c1], [u, c2], [u2, c3], [u2, c4]]) {
       expect(await resyncJobs(c)).toEqual([]);
       expect(await history(c)).toEqual([]);
-      expect((await ctx.request('GET', `/users/${u}/connections/${c}`)).status).toBe(404);
+      expect((await ctx.request('GET', `/users/${uu}/connections/${c}`)).status).toBe(404);
     }
 
     // A job that was already taken when the connection went (queued here by hand) is a no-op.
     await ctx.database.sql`select graphile_worker.add_job('captcha_resync', json_build_object('connectionId', ${c1}::bigint), job_key := ${`captcha:${c1}`})`;
     await noPendingJob(c1);
-    expect(callsFor(u, c1)).toEqual([]);
-    expect(callsFor(u, c2)).toEqual([]);
+    expect(upstream.calls.filter((x) => [c1, c2, c3, c4].some((c) => x.path.endsWith(`/connections/${c}`)))).toEqual([]);
   });
 
   it('retries an upstream error without counting it as an attempt, and logs it in the history', async () => {

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { captchaAttempts } from '../db/schema/index.js';
 
@@ -40,4 +41,15 @@ export async function addHistory(tx: Tx, connectionId: number, entries: HistoryE
     .values(entries.map((e) => ({ connectionId, kind: e.kind, attempt: e.attempt, detail: clip(e.detail) })))
     .returning({ id: captchaAttempts.id });
   return rows.map((r) => r.id);
+}
+
+/**
+ * Append one row if the connection still exists (the worker writes outside the sync's
+ * transaction: the connection may have been erased meanwhile, and then there is nothing
+ * to record it on).
+ */
+export async function addHistoryIfPresent(tx: Tx, connectionId: number, e: HistoryEntry): Promise<void> {
+  await tx.execute(sql`
+    insert into captcha_attempts (connection_id, kind, attempt, detail)
+    select id, ${e.kind}, ${e.attempt}::int, ${clip(e.detail)} from connections where id = ${connectionId}`);
 }

@@ -1,7 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { connections } from '../db/schema/index.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
-import { addHistory } from './history.js';
+import { addHistory, addHistoryIfPresent } from './history.js';
 import { announce } from './track.js';
 import { requestResync } from './upstream.js';
 
@@ -18,7 +18,8 @@ import { requestResync } from './upstream.js';
  *
  * The HTTP call is made outside any transaction (no row lock held over the network), so
  * the row is re-checked when the result is written: a sync, a config switch or an erasure
- * may have happened meanwhile, and then the result only goes to the history, if anywhere.
+ * may have happened meanwhile, and then the result only goes to the history (if the
+ * connection still exists).
  */
 export const captchaResync: JobHandlerFactory<'captcha_resync'> = (deps) => {
   const log = deps.log.child({ task: 'captcha_resync' });
@@ -38,7 +39,7 @@ export const captchaResync: JobHandlerFactory<'captcha_resync'> = (deps) => {
         toldNoUpstream = true;
         log.warn('UPSTREAM_API_URL is not set: captcha re-syncs are tracked (captcha.next_retry_at) but not requested from the aggregator');
       }
-      await addHistory(deps.db, connectionId, [{ kind: 'resync_not_requested', attempt: conn.attempts, detail: 'UPSTREAM_API_URL is not set' }]);
+      await addHistoryIfPresent(deps.db, connectionId, { kind: 'resync_not_requested', attempt: conn.attempts, detail: 'UPSTREAM_API_URL is not set' });
       return;
     }
 
@@ -48,13 +49,9 @@ export const captchaResync: JobHandlerFactory<'captcha_resync'> = (deps) => {
 
     if (result.ok) {
       await deps.db.transaction(async (tx) => {
-        const moved = await tx
-          .update(connections)
-          .set({ captchaNextRetryAt: null, updatedAt: sql`now()` })
-          .where(unchanged)
-          .returning({ id: connections.id });
-        if (moved.length === 0) return;
-        await addHistory(tx, connectionId, [{ kind: 'resync_requested', attempt: conn.attempts, detail: `HTTP ${result.status}` }]);
+        // Nothing is due any more; unless a sync came in meanwhile and scheduled the next one.
+        await tx.update(connections).set({ captchaNextRetryAt: null, updatedAt: sql`now()` }).where(unchanged);
+        await addHistoryIfPresent(tx, connectionId, { kind: 'resync_requested', attempt: conn.attempts, detail: `HTTP ${result.status}` });
       });
       log.info({ connectionId, attempt: conn.attempts, status: result.status }, 'captcha re-sync requested');
       return;
@@ -62,9 +59,7 @@ export const captchaResync: JobHandlerFactory<'captcha_resync'> = (deps) => {
 
     const tryNo = `${helpers.job.attempts}/${helpers.job.max_attempts}`;
     const lastTry = helpers.job.attempts >= helpers.job.max_attempts;
-    await addHistory(deps.db, connectionId, [{ kind: 'resync_error', attempt: conn.attempts, detail: `${result.detail} (try ${tryNo})` }]).catch(() => {
-      // The connection was erased meanwhile (foreign key): nothing left to record it on.
-    });
+    await addHistoryIfPresent(deps.db, connectionId, { kind: 'resync_error', attempt: conn.attempts, detail: `${result.detail} (try ${tryNo})` });
     if (!lastTry) {
       log.warn({ connectionId, status: result.status, try: tryNo }, `captcha re-sync request failed, will retry: ${result.detail}`);
       throw new Error(`captcha re-sync request failed: ${result.detail}`);
