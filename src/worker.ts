@@ -4,13 +4,14 @@ import type { Deps } from './deps.js';
 import { fetchDocumentFile } from './files/tasks.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
-import { announceDocument, deliverMessage, sendDocumentEmail } from './notify/tasks.js';
+import { announceDocument, deliverMessage, publishEvent, sendDocumentEmail } from './notify/tasks.js';
 
 /** The task list: one handler per catalog entry (the type makes a missing one a compile error). */
 const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
   fetch_document_file: fetchDocumentFile,
   announce_document: announceDocument,
   deliver_message: deliverMessage,
+  publish_event: publishEvent,
   send_document_email: sendDocumentEmail,
   captcha_resync: captchaResync,
 };
@@ -39,7 +40,15 @@ export interface Worker {
   runner: Runner;
 }
 
-export async function startWorker(deps: Deps, databaseUrl: string, opts: { pollInterval?: number } = {}): Promise<Worker> {
+export async function startWorker(
+  deps: Deps,
+  databaseUrl: string,
+  /**
+   * `resetLockedIntervalMs`: how often jobs locked by a dead worker (locked for over 4 h)
+   * are freed; graphile-worker's default is every 8–10 min. Tests shorten it.
+   */
+  opts: { pollInterval?: number; resetLockedIntervalMs?: number } = {},
+): Promise<Worker> {
   const log = deps.log.child({ component: 'worker' });
   const logger = new WorkerLogger((scope) => (level, message, meta) => {
     const lvl = level === 'warning' ? 'warn' : level;
@@ -52,6 +61,10 @@ export async function startWorker(deps: Deps, databaseUrl: string, opts: { pollI
     noHandleSignals: true,
     pollInterval: opts.pollInterval ?? 1000,
     logger,
+    ...(opts.resetLockedIntervalMs
+      ? { preset: { worker: { minResetLockedInterval: opts.resetLockedIntervalMs, maxResetLockedInterval: opts.resetLockedIntervalMs * 2 } } }
+      : {}),
   });
-  return { runner, stop: () => runner.stop() };
+  // runner.promise settles once the pool is released: a caller may then drop the database.
+  return { runner, stop: async () => { await runner.stop(); await runner.promise.catch(() => {}); } };
 }

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
+import { enqueueMany } from '../jobs/enqueue.js';
 
 /**
  * The events customers receive (CONTRACT.md §8). Recorded in the transaction of the change
- * that caused them (the outbox pattern): if the change commits, the event exists; if it
- * rolls back, it never did.
+ * that caused them (the outbox pattern): if the change commits, the event, its messages and
+ * their delivery jobs exist; if it rolls back, none of them ever did.
  */
 export type EventType =
   | 'document.created'
@@ -14,6 +15,15 @@ export type EventType =
   | 'subscription.restored'
   | 'connection.captcha_gave_up'
   | 'connection.recovered';
+
+export const eventTypes: readonly EventType[] = [
+  'document.created',
+  'subscription.created',
+  'subscription.deleted',
+  'subscription.restored',
+  'connection.captcha_gave_up',
+  'connection.recovered',
+];
 
 export interface NewEvent {
   type: EventType;
@@ -25,17 +35,64 @@ export interface NewEvent {
 
 export const newEventId = () => `evt_${randomUUID().replaceAll('-', '')}`;
 
-/** Record events; returns the ids of those not recorded before. */
+/**
+ * The queue of a failing endpoint's deliveries. Healthy endpoints' messages run in no
+ * queue (in parallel, as fast as the worker goes); once an endpoint fails, its messages
+ * are delivered one at a time in this queue, so a slow or dead receiver holds at most one
+ * worker slot however many messages it has waiting (see notify/deliver.ts).
+ */
+export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId}`;
+
+/**
+ * Record events and fan them out; returns the ids of the events not recorded before.
+ *
+ * Set-based, one statement whatever the number of events and endpoints: insert the events
+ * (a known dedupe key is skipped, so an event and its messages are made once), one
+ * `messages` row per new event and enabled endpoint that wants its type (empty `events`:
+ * every type), then one `deliver_message` job per message. Endpoints mirrored to Svix (API
+ * mode) get no message of ours: one `publish_event` job per event hands it to Svix, which
+ * fans out itself.
+ */
 export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> {
   if (list.length === 0) return [];
   const rows = list.map((e) => ({ id: newEventId(), dedupe_key: e.dedupeKey, type: e.type, user_id: e.userId, data: e.data }));
-  const inserted = await tx.execute<{ id: string }>(sql`
-    insert into events (id, dedupe_key, type, user_id, data)
-    select id, dedupe_key, type, user_id, data
-    from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, data jsonb)
-    on conflict (dedupe_key) do nothing
-    returning id`);
-  const ids = inserted.map((r) => r.id);
-  // Fan-out to endpoints and mail happens here, in the same transaction (notifications issue).
-  return ids;
+  const out = await tx.execute<{ kind: 'event' | 'message' | 'svix'; id: string; endpoint_id: string | null; failing: boolean | null }>(sql`
+    with inserted as (
+      insert into events (id, dedupe_key, type, user_id, data)
+      select id, dedupe_key, type, user_id, data
+      from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, data jsonb)
+      on conflict (dedupe_key) do nothing
+      returning id, type
+    ),
+    fanout as (
+      insert into messages (id, event_id, endpoint_id)
+      select 'msg_' || replace(gen_random_uuid()::text, '-', ''), i.id, e.id
+      from inserted i
+      join webhook_endpoints e
+        on not e.disabled and e.svix_endpoint_id is null and (cardinality(e.events) = 0 or i.type = any(e.events))
+      returning id, endpoint_id
+    )
+    select 'event' as kind, id, null as endpoint_id, null as failing from inserted
+    union all
+    select 'message', f.id, f.endpoint_id, e.failing_since is not null
+    from fanout f join webhook_endpoints e on e.id = f.endpoint_id
+    union all
+    select 'svix', i.id, null, null from inserted i
+    where exists (
+      select 1 from webhook_endpoints e
+      where not e.disabled and e.svix_endpoint_id is not null and (cardinality(e.events) = 0 or i.type = any(e.events))
+    )`);
+  const messages = out.filter((r) => r.kind === 'message');
+  await enqueueMany(
+    tx,
+    'deliver_message',
+    messages.map((m) => ({
+      payload: { messageId: m.id, attempt: 1 },
+      jobKey: `msg:${m.id}`,
+      queueName: m.failing ? failingEndpointQueue(m.endpoint_id!) : undefined,
+    })),
+  );
+  const toSvix = out.filter((r) => r.kind === 'svix');
+  await enqueueMany(tx, 'publish_event', toSvix.map((e) => ({ payload: { eventId: e.id }, jobKey: `svix:${e.id}` })));
+  return out.filter((r) => r.kind === 'event').map((r) => r.id);
 }

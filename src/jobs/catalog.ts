@@ -10,8 +10,13 @@ export const jobCatalog = {
   fetch_document_file: z.object({ documentId: z.number().int() }),
   /** A document's file is settled (ready, failed or none): announce it (CONTRACT.md §8). */
   announce_document: z.object({ documentId: z.number().int() }),
-  /** POST one message to one customer endpoint, svix-signed. */
-  deliver_message: z.object({ messageId: z.string() }),
+  /**
+   * POST one message to one customer endpoint, svix-signed. `attempt` (1-based) is the try
+   * this job makes: a job whose attempt was already made (a stale duplicate) does nothing.
+   */
+  deliver_message: z.object({ messageId: z.string(), attempt: z.number().int().min(1).default(1) }),
+  /** Svix API mode: hand one event to Svix, which fans it out to the mirrored endpoints. */
+  publish_event: z.object({ eventId: z.string() }),
   /** Mail one announced document to its user. */
   send_document_email: z.object({ documentId: z.number().int() }),
   /** Ask the aggregator to re-sync a connection that hit a captcha (CONTRACT.md §6). */

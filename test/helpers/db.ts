@@ -23,6 +23,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url,
     drop: async () => {
       await database.close();
+      // A stopped graphile-worker's pool hands its sockets to end() without waiting for them
+      // to close; dropping `with (force)` under them makes pg throw an uncaught 57P01. Give
+      // those sockets a moment to go (2 s at most) before forcing.
+      for (let i = 0; i < 40; i++) {
+        const [{ n }] = await admin.unsafe<{ n: number }[]>(`select count(*)::int as n from pg_stat_activity where datname = '${name}'`);
+        if (n === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
       await admin.unsafe(`drop database if exists ${name} with (force)`);
       await admin.end({ timeout: 5 });
     },

@@ -1,0 +1,121 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { and, desc, eq, gte, sql } from 'drizzle-orm';
+import { requireAdmin } from '../api/auth.js';
+import { bearer, errorResponses } from '../api/schemas.js';
+import type { Deps } from '../deps.js';
+import { deliveryAttempts, events, messages, webhookEndpoints } from '../db/schema/index.js';
+import { notFound } from '../errors.js';
+import { enqueueMany } from '../jobs/enqueue.js';
+import { newRouter } from '../router.js';
+import { EndpointIdParam } from './endpoint-routes.js';
+
+/** An endpoint's delivery log and the replay of its failed messages (CONTRACT.md §8). */
+const DeliverySchema = z
+  .object({
+    message_id: z.string(),
+    event_type: z.string(),
+    attempt: z.number().int(),
+    status_code: z.number().int().nullable(),
+    error: z.string().nullable(),
+    duration_ms: z.number().int(),
+    response: z.string().nullable(),
+    at: z.string(),
+  })
+  .openapi('Delivery');
+
+const deliveries = createRoute({
+  method: 'get',
+  path: '/webhook-endpoints/{id}/deliveries',
+  summary: "An endpoint's delivery attempts, newest first (admin)",
+  security: bearer,
+  request: {
+    params: EndpointIdParam,
+    query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+  },
+  responses: {
+    200: { description: 'attempts', content: { 'application/json': { schema: z.object({ deliveries: z.array(DeliverySchema) }) } } },
+    ...errorResponses,
+  },
+});
+
+const replay = createRoute({
+  method: 'post',
+  path: '/webhook-endpoints/{id}/replay',
+  summary: 'Send the failed messages of an endpoint again, optionally only those since a time (admin); re-enables a disabled endpoint',
+  security: bearer,
+  request: {
+    params: EndpointIdParam,
+    query: z.object({ since: z.iso.datetime({ offset: true }).optional() }),
+  },
+  responses: {
+    202: { description: 'queued', content: { 'application/json': { schema: z.object({ replayed: z.number().int() }) } } },
+    ...errorResponses,
+  },
+});
+
+async function endpointExists(deps: Deps, id: string) {
+  const [row] = await deps.db.select({ id: webhookEndpoints.id }).from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
+  if (!row) throw notFound('webhook endpoint');
+}
+
+export function deliveryRoutes(deps: Deps) {
+  return newRouter()
+    .openapi(deliveries, async (c) => {
+      requireAdmin(c);
+      const { id } = c.req.valid('param');
+      const { limit } = c.req.valid('query');
+      await endpointExists(deps, id);
+      const rows = await deps.db
+        .select({ a: deliveryAttempts, type: events.type })
+        .from(deliveryAttempts)
+        .innerJoin(messages, eq(messages.id, deliveryAttempts.messageId))
+        .innerJoin(events, eq(events.id, messages.eventId))
+        .where(eq(deliveryAttempts.endpointId, id))
+        .orderBy(desc(deliveryAttempts.at), desc(deliveryAttempts.id))
+        .limit(limit);
+      return c.json(
+        {
+          deliveries: rows.map(({ a, type }) => ({
+            message_id: a.messageId,
+            event_type: type,
+            attempt: a.attempt,
+            status_code: a.statusCode,
+            error: a.error,
+            duration_ms: a.durationMs,
+            response: a.response,
+            at: a.at.toISOString(),
+          })),
+        },
+        200,
+      );
+    })
+    .openapi(replay, async (c) => {
+      requireAdmin(c);
+      const { id } = c.req.valid('param');
+      const { since } = c.req.valid('query');
+      const replayed = await deps.db.transaction(async (tx) => {
+        // Replaying is the operator saying the receiver is fixed: the endpoint delivers again.
+        const [ep] = await tx
+          .update(webhookEndpoints)
+          .set({ disabled: false, disabledReason: null, failingSince: null })
+          .where(eq(webhookEndpoints.id, id))
+          .returning({ id: webhookEndpoints.id });
+        if (!ep) throw notFound('webhook endpoint');
+        // A replayed message starts a new series of attempts (and of the retry schedule).
+        const rows = await tx
+          .update(messages)
+          .set({ status: 'pending', attempts: 0, nextAttemptAt: null })
+          .where(
+            and(
+              eq(messages.endpointId, id),
+              eq(messages.status, 'failed'),
+              since ? gte(messages.createdAt, sql`${since}::timestamptz`) : undefined,
+            ),
+          )
+          .returning({ id: messages.id });
+        await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: `msg:${m.id}` })));
+        return rows.length;
+      });
+      return c.json({ replayed }, 202);
+    });
+}

@@ -1,0 +1,84 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { eq, sql } from 'drizzle-orm';
+import type { InferSelectModel } from 'drizzle-orm';
+import { resolveUser } from '../api/auth.js';
+import { bearer, errorResponses, UserParam } from '../api/schemas.js';
+import type { Deps } from '../deps.js';
+import { emailSettings } from '../db/schema/index.js';
+import { notFound } from '../errors.js';
+import { newRouter } from '../router.js';
+
+/**
+ * Per-user email delivery of announced documents (CONTRACT.md §8). `status` tells whether
+ * mail can go out at all: `smtp_not_configured` while SMTP_URL is unset (the setting is
+ * kept, and each document's delivery records that error instead of being retried).
+ */
+const SettingSchema = z
+  .object({
+    id_user: z.number().int(),
+    to: z.string(),
+    document_types: z.array(z.string()).nullable().openapi({ description: 'null: the installation’s notify.document_types' }),
+    status: z.enum(['active', 'smtp_not_configured']),
+    updated_at: z.string(),
+  })
+  .openapi('EmailDelivery');
+
+const PutBody = z.object({
+  to: z.email().max(320),
+  document_types: z.array(z.string().regex(/^[A-Za-z0-9_\-]+$/)).max(50).optional(),
+});
+
+const ok = (description: string) => ({ description, content: { 'application/json': { schema: SettingSchema } } });
+const path = '/users/{u}/email-delivery';
+const put = createRoute({
+  method: 'put',
+  path,
+  summary: 'Mail each announced document to this address, with its file attached',
+  security: bearer,
+  request: { params: UserParam, body: { content: { 'application/json': { schema: PutBody } }, required: true } },
+  responses: { 200: ok('the setting'), ...errorResponses },
+});
+const get = createRoute({ method: 'get', path, summary: "The user's email delivery", security: bearer, request: { params: UserParam }, responses: { 200: ok('the setting'), ...errorResponses } });
+const del = createRoute({
+  method: 'delete',
+  path,
+  summary: 'Stop mailing documents to this user',
+  security: bearer,
+  request: { params: UserParam },
+  responses: { 204: { description: 'removed' }, ...errorResponses },
+});
+
+export function emailRoutes(deps: Deps) {
+  const status = deps.config.smtpUrl ? ('active' as const) : ('smtp_not_configured' as const);
+  const present = (r: InferSelectModel<typeof emailSettings>) => ({
+    id_user: r.userId,
+    to: r.to,
+    document_types: r.documentTypes,
+    status,
+    updated_at: r.updatedAt.toISOString(),
+  });
+  return newRouter()
+    .openapi(put, async (c) => {
+      const userId = await resolveUser(deps, c, c.req.valid('param').u);
+      const body = c.req.valid('json');
+      const values = { userId, to: body.to, documentTypes: body.document_types ?? null };
+      const [row] = await deps.db
+        .insert(emailSettings)
+        .values(values)
+        .onConflictDoUpdate({ target: emailSettings.userId, set: { to: values.to, documentTypes: values.documentTypes, updatedAt: sql`now()` } })
+        .returning();
+      return c.json(present(row), 200);
+    })
+    .openapi(get, async (c) => {
+      const userId = await resolveUser(deps, c, c.req.valid('param').u);
+      const [row] = await deps.db.select().from(emailSettings).where(eq(emailSettings.userId, userId));
+      if (!row) throw notFound('email delivery');
+      return c.json(present(row), 200);
+    })
+    .openapi(del, async (c) => {
+      const userId = await resolveUser(deps, c, c.req.valid('param').u);
+      const rows = await deps.db.delete(emailSettings).where(eq(emailSettings.userId, userId)).returning({ id: emailSettings.userId });
+      if (rows.length === 0) throw notFound('email delivery');
+      return c.body(null, 204);
+    });
+}

@@ -1,0 +1,87 @@
+import { Readable } from 'node:stream';
+import { eq, sql } from 'drizzle-orm';
+import nodemailer, { type Transporter } from 'nodemailer';
+import { documentFiles, documents, emailDeliveries, subscriptions } from '../db/schema/index.js';
+import { PgBlobStore } from '../files/store.js';
+import type { JobHandlerFactory } from '../jobs/handler.js';
+import { attachmentName, composeMail } from './mail.js';
+
+const transports = new Map<string, Transporter>();
+const transportFor = (url: string) => {
+  let t = transports.get(url);
+  if (!t) transports.set(url, (t = nodemailer.createTransport(url)));
+  return t;
+};
+
+/** SMTP reply codes 5xx are permanent refusals (bad recipient, policy): trying again cannot help. */
+const isPermanent = (err: unknown) => {
+  const code = (err as { responseCode?: number }).responseCode;
+  return typeof code === 'number' && code >= 500 && code < 600;
+};
+
+/**
+ * send_document_email — mail one announced document (its `email_deliveries` row was
+ * written with the event). A row already `sent` is never sent again; a transient SMTP
+ * error throws, and graphile-worker retries with its exponential backoff (same Message-ID
+ * each time). Without SMTP_URL the row says `smtp_not_configured` and nothing is retried.
+ */
+export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps) => async ({ documentId }, helpers) => {
+  const [delivery] = await deps.db.select().from(emailDeliveries).where(eq(emailDeliveries.documentId, documentId));
+  if (!delivery || delivery.status !== 'pending') return;
+  const settle = (status: 'sent' | 'failed' | 'pending', error: string | null) =>
+    deps.db
+      .update(emailDeliveries)
+      .set({
+        status,
+        error,
+        attempts: sql`${emailDeliveries.attempts} + 1`,
+        sentAt: status === 'sent' ? sql`now()` : null,
+        updatedAt: sql`now()`,
+      })
+      .where(eq(emailDeliveries.documentId, documentId));
+
+  if (!deps.config.smtpUrl) {
+    await settle('failed', 'smtp_not_configured');
+    return;
+  }
+  const [row] = await deps.db
+    .select({ document: documents, file: documentFiles, label: subscriptions.label })
+    .from(documents)
+    .innerJoin(subscriptions, eq(subscriptions.id, documents.subscriptionId))
+    .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
+    .where(eq(documents.id, documentId));
+  if (!row) return; // erased since
+  const { document: d, file } = row;
+
+  // The file as served (the converted PDF when there is one; sha256 names it).
+  const attachments = [];
+  if (file?.status === 'ready' && file.sha256) {
+    const contentType = file.contentType ?? 'application/octet-stream';
+    // Streamed from the store chunk by chunk: a 25 MB bill is never whole in memory.
+    const content = Readable.from(new PgBlobStore(deps.db).read(file.sha256));
+    attachments.push({ filename: attachmentName(d, contentType), content, contentType });
+  }
+  const { subject, text } = composeMail(d, row.label, { attached: attachments.length > 0, status: file?.status ?? 'none' });
+
+  try {
+    await transportFor(deps.config.smtpUrl).sendMail({
+      from: deps.config.mailFrom,
+      to: delivery.to,
+      subject,
+      text,
+      messageId: delivery.messageId,
+      attachments,
+    });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const lastTry = helpers.job.attempts >= helpers.job.max_attempts;
+    if (isPermanent(err) || lastTry) {
+      await settle('failed', message);
+      deps.log.warn({ documentId, error: message }, 'document email failed');
+      return;
+    }
+    await settle('pending', message);
+    throw err;
+  }
+  await settle('sent', null);
+};

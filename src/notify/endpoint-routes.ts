@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import { createRoute, z } from '@hono/zod-openapi';
+import { desc, eq, sql } from 'drizzle-orm';
+import type { InferSelectModel } from 'drizzle-orm';
+import { requireAdmin } from '../api/auth.js';
+import { bearer, errorResponses } from '../api/schemas.js';
+import type { Deps } from '../deps.js';
+import { webhookEndpoints } from '../db/schema/index.js';
+import { AppError, notFound } from '../errors.js';
+import { eventTypes } from '../events/record.js';
+import { newRouter } from '../router.js';
+import { newEndpointSecret } from './signing.js';
+import { svixMirror } from './svix.js';
+import { endpointUrlProblem } from './url.js';
+
+/** Customer webhook endpoints (CONTRACT.md §8), admin only. */
+type EndpointRow = InferSelectModel<typeof webhookEndpoints>;
+
+export const rotationGraceMs = 24 * 3600 * 1000;
+
+export const EndpointSchema = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    events: z.array(z.string()),
+    description: z.string().nullable(),
+    disabled: z.boolean(),
+    disabled_reason: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .openapi('WebhookEndpoint');
+const EndpointWithSecret = EndpointSchema.extend({ secret: z.string().openapi({ example: 'whsec_…' }) }).openapi('WebhookEndpointWithSecret');
+
+export const presentEndpoint = (e: EndpointRow) => ({
+  id: e.id,
+  url: e.url,
+  events: e.events,
+  description: e.description,
+  disabled: e.disabled,
+  disabled_reason: e.disabledReason,
+  created_at: e.createdAt.toISOString(),
+});
+
+export const EndpointIdParam = z.object({ id: z.string().regex(/^ep_[A-Za-z0-9]{1,64}$/).openapi({ param: { name: 'id', in: 'path' } }) });
+
+const CreateBody = z.object({
+  url: z.string().max(2048),
+  events: z.array(z.enum(eventTypes as [string, ...string[]])).max(eventTypes.length).optional(),
+  description: z.string().max(500).optional(),
+});
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+const create = createRoute({
+  method: 'post',
+  path: '/webhook-endpoints',
+  summary: 'Register a customer webhook endpoint (admin); the secret is shown here and on rotation only',
+  security: bearer,
+  request: { body: { content: { 'application/json': { schema: CreateBody } }, required: true } },
+  responses: { 201: json(EndpointWithSecret, 'the endpoint with its signing secret'), ...errorResponses },
+});
+const list = createRoute({
+  method: 'get',
+  path: '/webhook-endpoints',
+  summary: 'Webhook endpoints (admin)',
+  security: bearer,
+  responses: { 200: json(z.object({ endpoints: z.array(EndpointSchema) }), 'every endpoint, without secrets'), ...errorResponses },
+});
+const remove = createRoute({
+  method: 'delete',
+  path: '/webhook-endpoints/{id}',
+  summary: 'Delete a webhook endpoint (admin); its pending messages are dropped',
+  security: bearer,
+  request: { params: EndpointIdParam },
+  responses: { 204: { description: 'deleted' }, ...errorResponses },
+});
+const rotate = createRoute({
+  method: 'post',
+  path: '/webhook-endpoints/{id}/rotate-secret',
+  summary: 'New signing secret (admin); the old one keeps signing beside it for 24 h',
+  security: bearer,
+  request: { params: EndpointIdParam },
+  responses: { 200: json(EndpointWithSecret, 'the endpoint with its new secret'), ...errorResponses },
+});
+
+const newEndpointId = () => `ep_${randomBytes(12).toString('hex')}`;
+
+export function endpointRoutes(deps: Deps) {
+  const mirror = svixMirror(deps.config);
+  return newRouter()
+    .openapi(create, async (c) => {
+      requireAdmin(c);
+      const body = c.req.valid('json');
+      const problem = await endpointUrlProblem(body.url, deps.config.fetchAllowPrivateNetworks);
+      if (problem) throw new AppError('invalid_payload', `invalid url: ${problem}`, [{ path: 'url', message: problem }]);
+      const id = newEndpointId();
+      const secret = newEndpointSecret();
+      const events = [...new Set(body.events ?? [])];
+      const svixEndpointId = mirror ? await mirror.createEndpoint({ id, url: body.url, events, description: body.description ?? null, secret }) : null;
+      const [row] = await deps.db
+        .insert(webhookEndpoints)
+        .values({ id, url: body.url, events, description: body.description ?? null, secret, svixEndpointId })
+        .returning();
+      return c.json({ ...presentEndpoint(row), secret }, 201);
+    })
+    .openapi(list, async (c) => {
+      requireAdmin(c);
+      const rows = await deps.db.select().from(webhookEndpoints).orderBy(desc(webhookEndpoints.createdAt), desc(webhookEndpoints.id));
+      return c.json({ endpoints: rows.map(presentEndpoint) }, 200);
+    })
+    .openapi(remove, async (c) => {
+      requireAdmin(c);
+      const { id } = c.req.valid('param');
+      const [row] = await deps.db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).returning();
+      if (!row) throw notFound('webhook endpoint');
+      if (mirror && row.svixEndpointId) await mirror.deleteEndpoint(row.svixEndpointId);
+      return c.body(null, 204);
+    })
+    .openapi(rotate, async (c) => {
+      requireAdmin(c);
+      const { id } = c.req.valid('param');
+      const secret = newEndpointSecret();
+      const row = await deps.db.transaction(async (tx) => {
+        const [current] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).for('update');
+        if (!current) throw notFound('webhook endpoint');
+        // Mirrored first: if Svix refuses, nothing changed here either.
+        if (mirror && current.svixEndpointId) await mirror.rotateSecret(current.svixEndpointId, secret);
+        const [updated] = await tx
+          .update(webhookEndpoints)
+          .set({
+            secret,
+            previousSecret: current.secret,
+            previousSecretExpiresAt: sql`now() + ${`${rotationGraceMs / 1000} seconds`}::interval`,
+          })
+          .where(eq(webhookEndpoints.id, id))
+          .returning();
+        return updated;
+      });
+      return c.json({ ...presentEndpoint(row), secret }, 200);
+    });
+}

@@ -1,0 +1,14 @@
+import type { Deps } from '../deps.js';
+import { newRouter } from '../router.js';
+import { deliveryRoutes } from './delivery-routes.js';
+import { emailRoutes } from './email-routes.js';
+import { endpointRoutes } from './endpoint-routes.js';
+
+/** Every notification route: webhook endpoints, their deliveries, per-user email. */
+export function notifyRoutes(deps: Deps) {
+  const r = newRouter();
+  r.route('/', endpointRoutes(deps));
+  r.route('/', deliveryRoutes(deps));
+  r.route('/', emailRoutes(deps));
+  return r;
+}

@@ -1,0 +1,86 @@
+import { ApiException, Svix } from 'svix';
+import type { Config } from '../config.js';
+import { eventTypes } from '../events/record.js';
+
+/**
+ * Svix API mode (SVIX_API_KEY set): Svix delivers, retries and logs; docrelay publishes each
+ * event once to one Svix application for the whole installation (uid `docrelay`) and mirrors
+ * its endpoints there (same id as `uid`, same secret, same event filter), so a customer's
+ * receiver verifies the same way in both modes.
+ */
+export const svixAppUid = 'docrelay';
+
+export interface SvixMirror {
+  createEndpoint(e: { id: string; url: string; events: string[]; description: string | null; secret: string }): Promise<string>;
+  deleteEndpoint(svixEndpointId: string): Promise<void>;
+  rotateSecret(svixEndpointId: string, newSecret: string): Promise<void>;
+  publish(e: { id: string; type: string; timestamp: string; data: unknown }): Promise<void>;
+}
+
+const clients = new Map<string, SvixMirror>();
+
+/** The Svix mirror of this configuration, or null in direct mode. One per configuration, so setup runs once. */
+export function svixMirror(config: Config): SvixMirror | null {
+  if (!config.svixApiKey) return null;
+  const key = `${config.svixServerUrl ?? ''} ${config.svixApiKey}`;
+  let m = clients.get(key);
+  if (!m) {
+    m = createMirror(new Svix(config.svixApiKey, config.svixServerUrl ? { serverUrl: config.svixServerUrl } : {}));
+    clients.set(key, m);
+  }
+  return m;
+}
+
+const isStatus = (err: unknown, ...codes: number[]) => err instanceof ApiException && codes.includes(err.code);
+
+function createMirror(svix: Svix): SvixMirror {
+  let ready: Promise<void> | null = null;
+  // The application and the event types (endpoint filters must name known types); made
+  // once per process, idempotently: `get_if_exists` and 409 on a known type.
+  const setup = () =>
+    (ready ??= (async () => {
+      await svix.application.getOrCreate({ name: 'docrelay', uid: svixAppUid });
+      for (const name of eventTypes) {
+        await svix.eventType.create({ name, description: `docrelay ${name}` }).catch((err) => {
+          if (!isStatus(err, 409)) throw err;
+        });
+      }
+    })().catch((err) => {
+      ready = null;
+      throw err;
+    }));
+
+  return {
+    async createEndpoint(e) {
+      await setup();
+      const out = await svix.endpoint.create(
+        svixAppUid,
+        { uid: e.id, url: e.url, secret: e.secret, description: e.description ?? '', filterTypes: e.events.length ? e.events : null },
+        { idempotencyKey: `endpoint-create:${e.id}` },
+      );
+      return out.id;
+    },
+    async deleteEndpoint(id) {
+      await svix.endpoint.delete(svixAppUid, id).catch((err) => {
+        if (!isStatus(err, 404)) throw err;
+      });
+    },
+    async rotateSecret(id, newSecret) {
+      await svix.endpoint.rotateSecret(svixAppUid, id, { key: newSecret });
+    },
+    async publish(e) {
+      await setup();
+      try {
+        // Our event id both as Svix's eventId and as idempotency key: a retried job never
+        // makes a second message.
+        await svix.message.create(
+          svixAppUid,
+          { eventType: e.type, eventId: e.id, payload: { type: e.type, timestamp: e.timestamp, data: e.data } },
+          { idempotencyKey: e.id },
+        );
+      } catch (err) {
+        if (!isStatus(err, 409)) throw err; // 409: that eventId is already there
+      }
+    },
+  };
+}
