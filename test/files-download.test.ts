@@ -104,7 +104,7 @@ describe('download', () => {
       res.end();
     });
     const path = target();
-    const err = await download(site.url('/endless'), path, limits, dispatcher).catch((e: FetchError) => e);
+    const err = (await download(site.url('/endless'), path, limits, dispatcher).catch((e: unknown) => e)) as FetchError;
     expect(err.code).toBe('too_large');
     // The client stopped reading at the limit: the server got nowhere near its 50 MB (what
     // it wrote beyond 200 KB sits in loopback socket buffers, a few MB at most).
