@@ -107,6 +107,12 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
   }
 }
 const noPendingJob = (c: number) => waitFor('the re-sync job to finish', async () => (await resyncJobs(c)).length === 0);
+/** The request was accepted: the job is replaced by its follow-up, due in 6 hours. */
+const awaitingOutcome = (c: number) =>
+  waitFor('the accepted request and its follow-up', async () => {
+    const jobs = await resyncJobs(c);
+    return jobs.length === 1 && jobs[0].attempts === 0 && jobs[0].run_at_ms > Date.now() + 5.9 * 3600_000;
+  });
 
 describe('captcha-induced retries', () => {
   it('disabled: counted and shown, nothing scheduled; switching on retries every disabled connection at once', async () => {
@@ -127,7 +133,7 @@ describe('captcha-induced retries', () => {
     await setConfig({ 'captcha.enabled': '1' });
     await waitFor('the re-sync request', async () => callsFor(7, 31).length === 1);
     expect(callsFor(7, 31)[0]).toEqual({ method: 'PUT', path: '/2.0/users/7/connections/31', authorization: `Bearer ${UPSTREAM_TOKEN}` });
-    await noPendingJob(31);
+    await awaitingOutcome(31);
     // Accepted: nothing is due any more until the next sync says how it went.
     const after = await connection(7, 31);
     expect(after.captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
@@ -157,7 +163,7 @@ describe('captcha-induced retries', () => {
 
       await makeDue(c);
       await waitFor('the re-sync request', async () => callsFor(u, c).length === attempt);
-      await noPendingJob(c);
+      await awaitingOutcome(c);
 
       if (attempt === 1) {
         await send(otherFailure(u, c));
@@ -194,7 +200,7 @@ describe('captcha-induced retries', () => {
     await send(captchaSync(u, c));
     await makeDue(c);
     await waitFor('the re-sync request', async () => callsFor(u, c).length === 1);
-    await noPendingJob(c);
+    await awaitingOutcome(c);
     await send(captchaSync(u, c));
     expect(await resyncJobs(c)).toHaveLength(1);
 
@@ -240,7 +246,7 @@ describe('captcha-induced retries', () => {
 
     await makeDue(c);
     await waitFor('the re-sync request', async () => callsFor(u, c).length === 1);
-    await noPendingJob(c);
+    await awaitingOutcome(c);
     await new Promise((r) => setTimeout(r, 300)); // a second job would have run by now
     expect(callsFor(u, c)).toHaveLength(1);
   });
@@ -286,7 +292,7 @@ describe('captcha-induced retries', () => {
 
     await makeDue(c);
     await waitFor('the second request', async () => callsFor(u, c).length === 2);
-    await noPendingJob(c);
+    await awaitingOutcome(c);
     expect((await connection(u, c)).captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
     const h = await history(c);
     expect(h.map((r) => r.kind)).toEqual(['failure', 'scheduled', 'resync_error', 'resync_requested']);
@@ -311,6 +317,31 @@ describe('captcha-induced retries', () => {
     const ev = await events(c);
     expect(ev.map((e) => [e.type, e.data.attempts])).toEqual([['connection.captcha_gave_up', 1]]);
     expect((await history(c)).map((r) => r.kind)).toEqual(['failure', 'scheduled', 'resync_error', 'resync_error', 'gave_up']);
+  });
+
+  it('gives up when an accepted re-sync is never reported back, and only then', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+    const u = ids(), silent = ids(), answered = ids();
+    for (const c of [silent, answered]) {
+      await send(captchaSync(u, c));
+      await makeDue(c);
+      await awaitingOutcome(c);
+    }
+    // One of them hears back, with another failure: its follow-up finds a sync since the request.
+    await send(otherFailure(u, answered));
+    for (const c of [silent, answered]) await makeDue(c);
+    await noPendingJob(silent);
+    await noPendingJob(answered);
+
+    expect((await connection(u, silent)).captcha).toEqual({ status: 'gave_up', attempts: 1, next_retry_at: null });
+    const ev = await events(silent);
+    expect(ev.map((e) => [e.type, e.data.attempts])).toEqual([['connection.captcha_gave_up', 1]]);
+    expect((await history(silent)).at(-1)).toMatchObject({ kind: 'gave_up', detail: 'no sync reported within 6 h of the accepted re-sync request' });
+
+    expect((await connection(u, answered)).captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
+    expect(await events(answered)).toEqual([]);
+    expect(callsFor(u, silent)).toHaveLength(1); // the follow-up asks nothing upstream
+    expect(callsFor(u, answered)).toHaveLength(1);
   });
 
   it('leaves no connection disabled when the switch turns on in the middle of captcha syncs', async () => {
