@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { isPublicAddress } from '../files/address.js';
 
 /**
@@ -47,6 +47,11 @@ export function postJson(
   const started = performance.now();
   const u = new URL(url);
   const mod = u.protocol === 'https:' ? https : http;
+  // node:net connects to an IP literal without calling `lookup`: check those here.
+  const literal = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(literal) && !opts.allowPrivate && !isPublicAddress(literal)) {
+    return Promise.resolve({ status: null, retryAfter: null, response: null, error: `EPRIVATEADDRESS: ${literal} is a private address`, durationMs: 0 });
+  }
   return new Promise((resolve) => {
     let settled = false;
     const finish = (r: Omit<PostResult, 'durationMs'>) => {

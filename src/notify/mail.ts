@@ -56,7 +56,7 @@ const extensions: Record<string, string> = {
 
 /** A safe attachment file name: the document's name, letters and digits kept, and the type's extension. */
 export function attachmentName(d: { id: number; name: string | null }, contentType: string): string {
-  const base = (d.name ?? `document-${d.id}`).normalize('NFKD').replace(/[^\w.\- ]+/g, '').trim().replace(/\s+/g, '_').slice(0, 80) || `document-${d.id}`;
+  const base = (d.name ?? `document-${d.id}`).normalize('NFKD').replace(/[^\w.\- ]+/g, '').replace(/^[.\s]+/, '').trim().replace(/\s+/g, '_').slice(0, 80) || `document-${d.id}`;
   const ext = extensions[contentType.split(';')[0].trim()] ?? 'bin';
   return base.toLowerCase().endsWith(`.${ext}`) ? base : `${base}.${ext}`;
 }
