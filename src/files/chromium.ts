@@ -61,6 +61,8 @@ export class HtmlRenderer {
   constructor(
     private readonly chromiumPath: string | undefined,
     private readonly opts: { idleCloseMs: number; timeoutMs: number } = { idleCloseMs: 60_000, timeoutMs: 60_000 },
+    /** Which browser to launch; tests pick the packaged one even where Debian's is installed. */
+    private readonly pick: () => Promise<ChromiumLaunch> = () => resolveChromium(chromiumPath),
   ) {}
 
   async render(html: Buffer, opts: { pdf: boolean; charset?: string }): Promise<RenderResult> {
@@ -111,7 +113,7 @@ export class HtmlRenderer {
   private launch(): Promise<Browser> {
     if (!this.browser) {
       const starting = (async () => {
-        const c = await resolveChromium(this.chromiumPath);
+        const c = await this.pick();
         const browser = await puppeteer.launch({
           executablePath: c.executablePath,
           headless: c.headless,

@@ -1,0 +1,62 @@
+import { existsSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HtmlRenderer, resolveChromium } from '../src/files/chromium.js';
+import { pdfPageText, pdfThumbnail } from '../src/files/pdf.js';
+import { makePdf } from './helpers/provider.js';
+
+// Real headless Chromium, both ways the service can get one: the default (CHROMIUM_PATH,
+// else Debian's /usr/bin/chromium, else the packaged one) and the binary shipped in npm
+// @sparticuz/chromium, which is what runs wherever Debian's is missing. Neither ever skips.
+
+const renderers: HtmlRenderer[] = [];
+afterAll(() => Promise.all(renderers.map((r) => r.close())));
+
+const page = Buffer.from(
+  '<html><head><meta charset="utf-8"></head><body><h1>Quittance de loyer</h1><p>Montant réglé : 850,00 €</p>' +
+    '<script>document.body.textContent = "SCRIPT RAN"</script></body></html>',
+);
+
+describe('Chromium', () => {
+  it('picks CHROMIUM_PATH, else Debian chromium, else the packaged binary', async () => {
+    expect((await resolveChromium('/opt/chrome/chrome')).source).toBe('CHROMIUM_PATH');
+    expect((await resolveChromium(undefined, () => true)).executablePath).toBe('/usr/bin/chromium');
+    const packaged = await resolveChromium(undefined, () => false);
+    expect(packaged.source).toBe('@sparticuz/chromium');
+    expect(existsSync(packaged.executablePath)).toBe(true);
+    expect(packaged.args).not.toContain('--disable-web-security');
+  });
+
+  const launches = [
+    ['the default Chromium', () => resolveChromium(undefined)],
+    ['the packaged @sparticuz/chromium', () => resolveChromium(undefined, () => false)],
+  ] as const;
+  it.each(launches)('renders a stored page to PDF and PNG with %s, without running its script', async (_name, pick) => {
+    const renderer = new HtmlRenderer(undefined, { idleCloseMs: 60_000, timeoutMs: 60_000 }, pick);
+    renderers.push(renderer);
+    const { pdf, png } = await renderer.render(page, { pdf: true });
+    expect(pdf!.subarray(0, 5).toString()).toBe('%PDF-');
+    const text = await pdfPageText(pdf!);
+    expect(text).toContain('Quittance de loyer');
+    expect(text).toContain('850,00 €');
+    expect(text).not.toContain('SCRIPT RAN');
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect(png.readUInt32BE(16)).toBe(300);
+    // The browser is kept for the next page.
+    const again = await renderer.render(Buffer.from('<p>second</p>'), { pdf: false });
+    expect(again.pdf).toBeUndefined();
+    expect(again.png.subarray(1, 4).toString()).toBe('PNG');
+  }, 60_000);
+});
+
+describe('pdf.js thumbnails', () => {
+  it('draws the first page of a PDF as a 300 px wide PNG', async () => {
+    const png = await pdfThumbnail(await makePdf(['First page', 'Second page']));
+    expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+    expect(png.readUInt32BE(16)).toBe(300);
+    expect(png.readUInt32BE(20)).toBe(Math.ceil((300 * 842) / 595)); // A4 portrait, 425 px
+  });
+
+  it('rejects bytes that are not a PDF', async () => {
+    await expect(pdfThumbnail(Buffer.from('%PDF-1.4 garbage'))).rejects.toThrow();
+  });
+});
