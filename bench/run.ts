@@ -1,4 +1,5 @@
 import { benchIngest, benchLargeSync } from './ingest.js';
+import { benchNotify } from './notify.js';
 import { benchRead } from './read.js';
 import { stopPgServer } from './support.js';
 
@@ -11,6 +12,7 @@ const benches: [string, () => Promise<void>][] = [
   ['ingest', benchIngest],
   ['large sync', benchLargeSync],
   ['read', benchRead],
+  ['jobs (notifications)', async () => void (await benchNotify())],
 ];
 
 const only = process.argv.slice(2);

@@ -38,12 +38,42 @@ export function publicOnlyLookup(allowPrivate: boolean): LookupFunction {
   };
 }
 
-export function postJson(
+/**
+ * Keep-alive agents: a busy endpoint gets its messages over a few warm connections rather
+ * than a TCP (and TLS) handshake each. A pooled socket was checked when it connected and
+ * its address cannot change; every new connection goes through the checking lookup.
+ */
+const agents = new Map<string, http.Agent>();
+function agentFor(protocol: string, allowPrivate: boolean): http.Agent {
+  const key = `${protocol}${allowPrivate}`;
+  let a = agents.get(key);
+  if (!a) {
+    const options = { keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' as const, lookup: publicOnlyLookup(allowPrivate) };
+    a = protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    agents.set(key, a);
+  }
+  return a;
+}
+
+export async function postJson(
   url: string,
   body: string,
   headers: Record<string, string>,
   opts: { timeoutMs: number; allowPrivate: boolean },
 ): Promise<PostResult> {
+  const first = await postOnce(url, body, headers, opts);
+  // The receiver closed an idle pooled connection just as we reused it: that says nothing
+  // about the receiver, so try once more on a fresh connection before calling it a failure.
+  if (first.staleSocket) return postOnce(url, body, headers, opts);
+  return first;
+}
+
+function postOnce(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  opts: { timeoutMs: number; allowPrivate: boolean },
+): Promise<PostResult & { staleSocket?: boolean }> {
   const started = performance.now();
   const u = new URL(url);
   const mod = u.protocol === 'https:' ? https : http;
@@ -54,7 +84,7 @@ export function postJson(
   }
   return new Promise((resolve) => {
     let settled = false;
-    const finish = (r: Omit<PostResult, 'durationMs'>) => {
+    const finish = (r: Omit<PostResult, 'durationMs'> & { staleSocket?: boolean }) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -65,14 +95,13 @@ export function postJson(
       {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'docrelay-webhooks/1' },
-        lookup: publicOnlyLookup(opts.allowPrivate),
-        // A fresh connection each time: a pooled socket could outlive the address check.
-        agent: false,
+        agent: agentFor(u.protocol, opts.allowPrivate),
       },
       (res) => {
         const chunks: Buffer[] = [];
         let kept = 0;
         const done = () => {
+          if (settled) return;
           const text = Buffer.concat(chunks).toString('utf8');
           const ra = res.headers['retry-after'];
           finish({ status: res.statusCode ?? null, retryAfter: Array.isArray(ra) ? ra[0] : ra ?? null, response: text, error: null });
@@ -97,7 +126,8 @@ export function postJson(
       finish({ status: null, retryAfter: null, response: null, error: `timeout after ${opts.timeoutMs} ms` });
     }, opts.timeoutMs);
     req.on('error', (err: NodeJS.ErrnoException) => {
-      finish({ status: null, retryAfter: null, response: null, error: err.code ? `${err.code}: ${err.message}` : err.message });
+      const staleSocket = req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      finish({ status: null, retryAfter: null, response: null, error: err.code ? `${err.code}: ${err.message}` : err.message, staleSocket });
     });
     req.end(body);
   });
