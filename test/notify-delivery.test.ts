@@ -192,7 +192,10 @@ describe('webhook delivery', () => {
     // New messages of a failing endpoint go straight to that queue too.
     await sync(syncedPayload({ userId: 58, connectionId: 580, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: 5800 }, { id: 5801 }] }));
     await r.waitFor(2);
-    const jobs = await pendingJobs(ctx);
+    const jobs = await waitUntil(async () => {
+      const j = await pendingJobs(ctx);
+      return j.length === 2 && j.every((x) => x.payload.attempt === 2 && x.locked_at === null) ? j : null;
+    }, 10_000, 'both retries queued');
     expect(jobs.map((j) => j.queue_name)).toEqual([`notify:${ep.id}`, `notify:${ep.id}`]);
   });
 
