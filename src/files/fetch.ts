@@ -217,5 +217,7 @@ function asFetchError(err: unknown, deadline: AbortSignal): FetchError {
     return new FetchError('timeout', `download timed out (${e.code ?? e.name})`, false);
   }
   const code = e.code ?? e.cause?.code;
+  // NXDOMAIN is an answer, not an outage (that is EAI_AGAIN): the URL names no host.
+  if (code === 'ENOTFOUND') return new FetchError('network_error', 'host not found (ENOTFOUND)', true);
   return new FetchError('network_error', `network error${code ? ` ${code}` : ''}: ${e.message ?? String(err)}`, false);
 }
