@@ -17,6 +17,14 @@ export interface EnqueueOptions {
  * Add a job on the caller's transaction (`graphile_worker.add_job`), so that the row that
  * caused it and the job commit or roll back together: never a row without its job, never
  * a job without its row.
+ *
+ * A keyed job is added again when graphile-worker skipped it: its `add_jobs` first un-keys
+ * a job already running, then upserts `… on conflict (key) do update … where locked_at is
+ * null`; a worker that locks the existing job between those two steps makes the upsert
+ * write nothing (no row returned), and the new job — or, for a batch job, the new items
+ * merged into it — would be lost. On the second pass the running job is un-keyed and a
+ * new one is inserted, as graphile-worker documents. (Seen in bench/notify.ts: 389 of
+ * 2,000 streamed notifications stranded before this.)
  */
 export async function enqueue<N extends JobName>(
   tx: Tx,
@@ -24,17 +32,24 @@ export async function enqueue<N extends JobName>(
   payload: JobPayload<N>,
   opts: EnqueueOptions = {},
 ): Promise<void> {
-  await tx.execute(sql`
-    select graphile_worker.add_job(
-      ${name}::text,
-      ${JSON.stringify(payload)}::text::json,
-      queue_name := ${opts.queueName ?? null}::text,
-      run_at := ${opts.runAt?.toISOString() ?? null}::timestamptz,
-      max_attempts := ${opts.maxAttempts ?? null}::int,
-      job_key := ${opts.jobKey ?? null}::text,
-      job_key_mode := ${opts.jobKeyMode ?? null}::text
-    )`);
+  for (let pass = 1; ; pass++) {
+    const [row] = await tx.execute<{ id: string | null }>(sql`
+      select (graphile_worker.add_job(
+        ${name}::text,
+        ${JSON.stringify(payload)}::text::json,
+        queue_name := ${opts.queueName ?? null}::text,
+        run_at := ${opts.runAt?.toISOString() ?? null}::timestamptz,
+        max_attempts := ${opts.maxAttempts ?? null}::int,
+        job_key := ${opts.jobKey ?? null}::text,
+        job_key_mode := ${opts.jobKeyMode ?? null}::text
+      )).id`);
+    if (row.id !== null || !opts.jobKey) return;
+    if (pass === maxPasses) throw new Error(`job ${name} ${opts.jobKey} could not be added`);
+  }
 }
+
+/** Passes at adding a keyed job that a worker keeps locking under our feet (see enqueue). */
+const maxPasses = 5;
 
 /**
  * Add many jobs of one task in a single statement (the diff queues one per new document
@@ -48,15 +63,21 @@ export async function enqueueMany<N extends JobName>(
   opts: { maxAttempts?: number } = {},
 ): Promise<void> {
   if (jobs.length === 0) return;
-  const rows = jobs.map((j) => ({
+  let rows = jobs.map((j) => ({
     payload: j.payload,
     job_key: j.jobKey ?? null,
     queue_name: j.queueName ?? null,
     run_at: j.runAt?.toISOString() ?? null,
   }));
-  await tx.execute(sql`
-    select count(*) from graphile_worker.add_jobs((
-      select array_agg(row(${name}::text, j.payload, j.queue_name, j.run_at, ${opts.maxAttempts ?? null}::int, j.job_key, null, null)::graphile_worker.job_spec)
-      from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text, run_at timestamptz)
-    ))`);
+  for (let pass = 1; rows.length > 0; pass++) {
+    const written = await tx.execute<{ key: string | null }>(sql`
+      select key from graphile_worker.add_jobs((
+        select array_agg(row(${name}::text, j.payload, j.queue_name, j.run_at, ${opts.maxAttempts ?? null}::int, j.job_key, null, null)::graphile_worker.job_spec)
+        from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text, run_at timestamptz)
+      ))`);
+    // Keyed specs that wrote no row were skipped under a worker's lock: add them again (see enqueue).
+    const keys = new Set(written.map((w) => w.key));
+    rows = rows.filter((r) => r.job_key !== null && !keys.has(r.job_key));
+    if (rows.length > 0 && pass === maxPasses) throw new Error(`${rows.length} ${name} jobs could not be added`);
+  }
 }
