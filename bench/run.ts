@@ -1,3 +1,4 @@
+import { benchFiles } from './files.js';
 import { benchIngest, benchLargeSync } from './ingest.js';
 import { benchNotify } from './notify.js';
 import { benchRead } from './read.js';
@@ -13,6 +14,7 @@ const benches: [string, () => Promise<void>][] = [
   ['large sync', benchLargeSync],
   ['read', benchRead],
   ['jobs (notifications)', async () => void (await benchNotify())],
+  ['files', benchFiles],
 ];
 
 const only = process.argv.slice(2);

@@ -4,13 +4,15 @@ import type { Deps } from './deps.js';
 import { fetchDocumentFile } from './files/tasks.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
-import { announceDocument, deliverMessage, publishEvent, sendDocumentEmail } from './notify/tasks.js';
+import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDocumentEmail, sweepStrandedMessages } from './notify/tasks.js';
 
 /** The task list: one handler per catalog entry (the type makes a missing one a compile error). */
 const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
   fetch_document_file: fetchDocumentFile,
   announce_document: announceDocument,
   deliver_message: deliverMessage,
+  deliver_messages: deliverMessages,
+  sweep_stranded_messages: sweepStrandedMessages,
   publish_event: publishEvent,
   send_document_email: sendDocumentEmail,
   captcha_resync: captchaResync,
@@ -61,6 +63,8 @@ export async function startWorker(
     noHandleSignals: true,
     pollInterval: opts.pollInterval ?? 1000,
     logger,
+    // Periodic tasks; graphile-worker makes sure one worker runs each tick.
+    crontab: '*/5 * * * * sweep_stranded_messages',
     ...(opts.resetLockedIntervalMs
       ? { preset: { worker: { minResetLockedInterval: opts.resetLockedIntervalMs, maxResetLockedInterval: opts.resetLockedIntervalMs * 2 } } }
       : {}),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
+import type { JobPayload } from '../jobs/catalog.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 
 /**
@@ -41,6 +42,9 @@ export const newEventId = () => `evt_${randomUUID().replaceAll('-', '')}`;
  * are delivered one at a time in this queue, so a slow or dead receiver holds at most one
  * worker slot however many messages it has waiting (see notify/deliver.ts).
  */
+/** At most this many messages in one `deliver_messages` job. */
+export const deliveryBatchSize = 100;
+
 export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId}`;
 
 /**
@@ -49,14 +53,14 @@ export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId
  * Set-based, one statement whatever the number of events and endpoints: insert the events
  * (a known dedupe key is skipped, so an event and its messages are made once), one
  * `messages` row per new event and enabled endpoint that wants its type (empty `events`:
- * every type), then one `deliver_message` job per message. Endpoints mirrored to Svix (API
+ * every type), then their delivery jobs (batched per healthy endpoint). Endpoints mirrored to Svix (API
  * mode) get no message of ours: one `publish_event` job per event hands it to Svix, which
  * fans out itself.
  */
 export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> {
   if (list.length === 0) return [];
   const rows = list.map((e) => ({ id: newEventId(), dedupe_key: e.dedupeKey, type: e.type, user_id: e.userId, data: e.data }));
-  const out = await tx.execute<{ kind: 'event' | 'message' | 'svix'; id: string; endpoint_id: string | null; failing: boolean | null }>(sql`
+  const out = await tx.execute<{ kind: 'event' | 'message' | 'svix'; id: string; endpoint_id: string | null; failing: boolean | null; seq: string | null }>(sql`
     with inserted as (
       insert into events (id, dedupe_key, type, user_id, data)
       select id, dedupe_key, type, user_id, data
@@ -70,28 +74,38 @@ export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> 
       from inserted i
       join webhook_endpoints e
         on not e.disabled and e.svix_endpoint_id is null and (cardinality(e.events) = 0 or i.type = any(e.events))
-      returning id, endpoint_id
+      returning id, endpoint_id, nextval('message_batch_seq') as seq
     )
-    select 'event' as kind, id, null as endpoint_id, null as failing from inserted
+    select 'event' as kind, id, null as endpoint_id, null as failing, null as seq from inserted
     union all
-    select 'message', f.id, f.endpoint_id, e.failing_since is not null
+    select 'message', f.id, f.endpoint_id, e.failing_since is not null, f.seq
     from fanout f join webhook_endpoints e on e.id = f.endpoint_id
     union all
-    select 'svix', i.id, null, null from inserted i
+    select 'svix', i.id, null, null, null from inserted i
     where exists (
       select 1 from webhook_endpoints e
       where not e.disabled and e.svix_endpoint_id is not null and (cardinality(e.events) = 0 or i.type = any(e.events))
     )`);
   const messages = out.filter((r) => r.kind === 'message');
+  // A failing endpoint's messages wait in its lane, one job each (notify/deliver.ts).
   await enqueueMany(
     tx,
     'deliver_message',
-    messages.map((m) => ({
-      payload: { messageId: m.id, attempt: 1 },
-      jobKey: `msg:${m.id}`,
-      queueName: m.failing ? failingEndpointQueue(m.endpoint_id!) : undefined,
-    })),
+    messages
+      .filter((m) => m.failing)
+      .map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: `msg:${m.id}`, queueName: failingEndpointQueue(m.endpoint_id!) })),
   );
+  // Healthy endpoints: batch jobs keyed by endpoint and batch number. Messages fanned out
+  // while such a job waits join it (graphile-worker concatenates array payloads under one
+  // key), so a burst of events makes a few jobs per endpoint, never one per message.
+  const batches = new Map<string, JobPayload<'deliver_messages'>>();
+  for (const m of messages.filter((m) => !m.failing)) {
+    const key = `deliver:${m.endpoint_id}:${Math.floor(Number(m.seq) / deliveryBatchSize)}`;
+    const batch = batches.get(key) ?? [];
+    batch.push({ messageId: m.id, attempt: 1 });
+    batches.set(key, batch);
+  }
+  await enqueueMany(tx, 'deliver_messages', [...batches].map(([jobKey, payload]) => ({ payload, jobKey })));
   const toSvix = out.filter((r) => r.kind === 'svix');
   await enqueueMany(tx, 'publish_event', toSvix.map((e) => ({ payload: { eventId: e.id }, jobKey: `svix:${e.id}` })));
   return out.filter((r) => r.kind === 'event').map((r) => r.id);

@@ -15,6 +15,14 @@ export const jobCatalog = {
    * this job makes: a job whose attempt was already made (a stale duplicate) does nothing.
    */
   deliver_message: z.object({ messageId: z.string(), attempt: z.number().int().min(1).default(1) }),
+  /**
+   * First attempts of messages to healthy endpoints, as a graphile-worker batch job: the
+   * payload is an array, and jobs added under the same key while one waits are merged into
+   * it (see events/record.ts), so one job makes many deliveries.
+   */
+  deliver_messages: z.array(z.object({ messageId: z.string(), attempt: z.number().int().min(1) })),
+  /** Every 5 minutes (cron): re-queue messages whose delivery job was lost (notify/sweep.ts). */
+  sweep_stranded_messages: z.object({}).loose(),
   /** Svix API mode: hand one event to Svix, which fans it out to the mirrored endpoints. */
   publish_event: z.object({ eventId: z.string() }),
   /** Mail one announced document to its user. */

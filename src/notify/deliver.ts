@@ -4,6 +4,8 @@ import { failingEndpointQueue } from '../events/record.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import type { Db } from '../db/client.js';
+import type { Deps } from '../deps.js';
+import { enqueueMany } from '../jobs/enqueue.js';
 import { postJson, type PostResult } from './http.js';
 import { decide, type Decision } from './retry.js';
 import { activeSecrets, signedHeaders } from './signing.js';
@@ -30,11 +32,18 @@ type MessageToSend = {
   body: string;
 };
 
+type Item = { messageId: string; attempt: number };
+
 /**
- * deliver_message — one attempt of one message, then its outcome, in one transaction:
- * the attempt log row, the message's state, the endpoint's health and, on failure, the
- * job of the next attempt (its `run_at` is the retry schedule's). One attempt per job,
- * never a sleep inside a job: a worker slot is held for at most one request (≤ 15 s).
+ * deliver_message — one attempt of one message: a retry, a replay, or a first attempt to
+ * an endpoint that is failing (those wait in the endpoint's own queue, see below).
+ * deliver_messages — the first attempts of a batch of messages to healthy endpoints (a
+ * graphile-worker batch job, events/record.ts). Both are the same work on a list.
+ *
+ * Each attempt's outcome is recorded with the attempt log row, the message's state, the
+ * endpoint's health and, on failure, the job of the next attempt (its `run_at` is the
+ * retry schedule's). Never a sleep inside a job: a worker slot is held for at most one
+ * round of requests (≤ 15 s).
  *
  * Isolation: messages of healthy endpoints run in no queue, in parallel. Once an endpoint
  * fails, its jobs move to the endpoint's own queue (one at a time), so a slow or dead
@@ -44,52 +53,106 @@ type MessageToSend = {
  *
  * At least once, never lost: nothing is recorded before the answer comes, so a worker
  * killed mid-request leaves the job locked, graphile-worker frees it later and the same
- * attempt is made again with the same `webhook-id`. A job whose attempt is already
- * recorded (a duplicate) does nothing.
+ * attempts are made again with the same `webhook-id`s. An item whose attempt is already
+ * recorded (a duplicate) is skipped.
  */
-export const deliverMessage: JobHandlerFactory<'deliver_message'> = (deps) => async ({ messageId, attempt }, helpers) => {
-  const [m] = await deps.db.execute<MessageToSend>(sql`
-    select m.status, m.attempts, e.id as endpoint_id, e.url, e.disabled, e.secret, e.previous_secret,
+export const deliverMessage: JobHandlerFactory<'deliver_message'> = (deps) => async (item, helpers) =>
+  deliverAll(deps, [item], helpers.job.job_queue_id !== null);
+
+export const deliverMessages: JobHandlerFactory<'deliver_messages'> = (deps) => async (items, helpers) =>
+  deliverAll(deps, items, helpers.job.job_queue_id !== null);
+
+/** Requests in flight at once within one job. */
+const parallelRequests = 16;
+
+async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<void> {
+  const rows = await deps.db.execute<MessageToSend & { id: string }>(sql`
+    select m.id, m.status, m.attempts, e.id as endpoint_id, e.url, e.disabled, e.secret, e.previous_secret,
       extract(epoch from e.previous_secret_expires_at) * 1000 as previous_secret_expires_ms,
       extract(epoch from e.failing_since) * 1000 as failing_since_ms,
       ${bodySql} as body
     from messages m
     join webhook_endpoints e on e.id = m.endpoint_id
     join events ev on ev.id = m.event_id
-    where m.id = ${messageId}`);
-  if (!m) return; // its endpoint or event was deleted since
-  if (m.status !== 'pending' || m.attempts !== attempt - 1) return;
-  if (m.disabled) {
-    await deps.db
-      .update(messages)
-      .set({ status: 'failed', nextAttemptAt: null })
-      .where(and(eq(messages.id, messageId), eq(messages.status, 'pending')));
-    return;
+    where m.id = any(${`{${items.map((i) => i.messageId).join(',')}}`}::text[])`);
+  const byId = new Map(rows.map((r) => [r.id, r]));
+
+  const toSend: { item: Item; m: MessageToSend; endpoint: EndpointState }[] = [];
+  const disabled: string[] = [];
+  const toLane: Item[] = [];
+  for (const item of items) {
+    const m = byId.get(item.messageId);
+    // Gone (its endpoint or event was deleted since), or this attempt was already made.
+    if (!m || m.status !== 'pending' || m.attempts !== item.attempt - 1) continue;
+    if (m.disabled) disabled.push(item.messageId);
+    else {
+      const endpoint = endpointState(m);
+      // Became unhealthy since this job was queued: wait in its endpoint's lane instead.
+      if (endpoint.failingSince && !inQueue) toLane.push(item);
+      else toSend.push({ item, m, endpoint });
+    }
   }
-  const endpoint = {
+  if (disabled.length) {
+    await deps.db.execute(sql`
+      update messages set status = 'failed', next_attempt_at = null
+      where id = any(${`{${disabled.join(',')}}`}::text[]) and status = 'pending'`);
+  }
+  await enqueueMany(
+    deps.db,
+    'deliver_message',
+    toLane.map((item) => ({ payload: item, jobKey: `msg:${item.messageId}`, queueName: failingEndpointQueue(byId.get(item.messageId)!.endpoint_id) })),
+  );
+
+  const results = await mapBounded(toSend, parallelRequests, async ({ item, m, endpoint }) => {
+    const at = new Date();
+    const headers = signedHeaders(item.messageId, at, m.body, activeSecrets(endpoint, at));
+    const result = await postJson(m.url, m.body, headers, { timeoutMs: deliveryTimeoutMs, allowPrivate: deps.config.fetchAllowPrivateNetworks });
+    const decision = decide(item.attempt, result, { now: Date.now(), failingSinceMs: endpoint.failingSince?.getTime() ?? null });
+    return { item, endpoint, result, decision };
+  });
+
+  await recordSuccesses(deps.db, results.filter((r) => r.decision.kind === 'succeeded'));
+  for (const r of results.filter((r) => r.decision.kind !== 'succeeded')) {
+    await recordFailure(deps, r.item, r.endpoint, r.result, r.decision);
+  }
+}
+
+type EndpointState = {
+  id: string;
+  secret: string;
+  previousSecret: string | null;
+  previousSecretExpiresAt: Date | null;
+  failingSince: Date | null;
+};
+
+function endpointState(m: MessageToSend): EndpointState {
+  return {
     id: m.endpoint_id,
     secret: m.secret,
     previousSecret: m.previous_secret,
     previousSecretExpiresAt: m.previous_secret_expires_ms === null ? null : new Date(Number(m.previous_secret_expires_ms)),
     failingSince: m.failing_since_ms === null ? null : new Date(Number(m.failing_since_ms)),
   };
+}
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+async function mapBounded<T, R>(items: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
+/** A failed attempt, in one transaction: log it, update the message and endpoint, queue the next. */
+async function recordFailure(deps: Deps, item: Item, endpoint: EndpointState, result: PostResult, decision: Decision) {
+  const { messageId, attempt } = item;
   const lane = failingEndpointQueue(endpoint.id);
-  if (endpoint.failingSince && helpers.job.job_queue_id === null) {
-    // Became unhealthy since this job was queued: wait in its endpoint's lane instead.
-    await enqueue(deps.db, 'deliver_message', { messageId, attempt }, { jobKey: `msg:${messageId}`, queueName: lane });
-    return;
-  }
-
-  const at = new Date();
-  const body = m.body;
-  const headers = signedHeaders(messageId, at, body, activeSecrets(endpoint, at));
-  const result = await postJson(m.url, body, headers, { timeoutMs: deliveryTimeoutMs, allowPrivate: deps.config.fetchAllowPrivateNetworks });
-  const decision = decide(attempt, result, { now: Date.now(), failingSinceMs: endpoint.failingSince?.getTime() ?? null });
-
-  if (decision.kind === 'succeeded') {
-    await recordSuccess(deps.db, { messageId, endpointId: endpoint.id, attempt, result });
-    return;
-  }
   await deps.db.transaction(async (tx) => {
     const nextAt = decision.kind === 'retry' ? new Date(Date.now() + decision.delayMs) : null;
     const claimed = await tx
@@ -107,43 +170,55 @@ export const deliverMessage: JobHandlerFactory<'deliver_message'> = (deps) => as
       durationMs: result.durationMs,
       response: result.response,
     });
-    if (decision.kind === 'disable_endpoint') {
-      await tx
-        .update(webhookEndpoints)
-        .set({ disabled: true, disabledReason: decision.reason, failingSince: sql`coalesce(${webhookEndpoints.failingSince}, now())` })
-        .where(eq(webhookEndpoints.id, endpoint.id));
-    } else {
-      await tx
-        .update(webhookEndpoints)
-        .set({ failingSince: sql`coalesce(${webhookEndpoints.failingSince}, now())` })
-        .where(eq(webhookEndpoints.id, endpoint.id));
-    }
+    await tx
+      .update(webhookEndpoints)
+      .set({
+        failingSince: sql`coalesce(${webhookEndpoints.failingSince}, now())`,
+        ...(decision.kind === 'disable_endpoint' ? { disabled: true, disabledReason: decision.reason } : {}),
+      })
+      .where(eq(webhookEndpoints.id, endpoint.id));
     if (decision.kind === 'retry') {
       await enqueue(tx, 'deliver_message', { messageId, attempt: attempt + 1 }, { jobKey: `msg:${messageId}`, runAt: nextAt!, queueName: lane });
     }
   });
   deps.log.info({ messageId, endpointId: endpoint.id, attempt, status: result.status, error: result.error, decision: decision.kind }, 'webhook delivery failed');
-};
+}
 
 /**
- * The common case in one statement (atomic on its own, one round trip): the message
- * succeeded, its attempt is logged, and the endpoint's failure run — if there was one —
- * ends. The endpoint row is only written when it was failing, so parallel deliveries to
- * one busy endpoint never queue on its row lock.
+ * The common case, every success of a round in one statement (atomic, one round trip):
+ * the messages succeeded, their attempts are logged, and the endpoints' failure runs — where
+ * there was one — end. An endpoint row is only written when it was failing, so parallel
+ * deliveries to one busy endpoint never queue on its row lock.
  */
-async function recordSuccess(db: Db, a: { messageId: string; endpointId: string; attempt: number; result: PostResult }) {
+async function recordSuccesses(db: Db, done: { item: Item; endpoint: EndpointState; result: PostResult }[]) {
+  if (done.length === 0) return;
+  const rows = done.map((d) => ({
+    message_id: d.item.messageId,
+    endpoint_id: d.endpoint.id,
+    attempt: d.item.attempt,
+    status_code: d.result.status,
+    duration_ms: d.result.durationMs,
+    response: d.result.response,
+  }));
   await db.execute(sql`
-    with m as (
-      update messages set attempts = ${a.attempt}, status = 'succeeded', next_attempt_at = null
-      where id = ${a.messageId} and status = 'pending' and attempts = ${a.attempt - 1}
-      returning id
+    with input as (
+      select * from json_to_recordset(${JSON.stringify(rows)}::text::json)
+        as x(message_id text, endpoint_id text, attempt int, status_code int, duration_ms int, response text)
+    ),
+    m as (
+      update messages set attempts = input.attempt, status = 'succeeded', next_attempt_at = null
+      from input
+      where messages.id = input.message_id and messages.status = 'pending' and messages.attempts = input.attempt - 1
+      returning messages.id
     ),
     logged as (
       insert into delivery_attempts (message_id, endpoint_id, attempt, status_code, error, duration_ms, response)
-      select id, ${a.endpointId}, ${a.attempt}, ${a.result.status}, null, ${a.result.durationMs}, ${a.result.response} from m
+      select input.message_id, input.endpoint_id, input.attempt, input.status_code, null, input.duration_ms, input.response
+      from input join m on m.id = input.message_id
     )
     update webhook_endpoints set failing_since = null
-    where id = ${a.endpointId} and failing_since is not null and exists (select 1 from m)`);
+    where failing_since is not null
+      and id in (select input.endpoint_id from input join m on m.id = input.message_id)`);
 }
 
 function messageStatus(d: Decision): 'pending' | 'succeeded' | 'failed' {

@@ -1,5 +1,6 @@
 /** The notification tasks, as worker.ts wires them. */
 export { announceDocument } from './announce.js';
-export { deliverMessage } from './deliver.js';
+export { deliverMessage, deliverMessages } from './deliver.js';
 export { sendDocumentEmail } from './email.js';
 export { publishEvent } from './publish.js';
+export { sweepStrandedMessages } from './sweep.js';

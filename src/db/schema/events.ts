@@ -6,6 +6,7 @@ import {
   index,
   integer,
   jsonb,
+  pgSequence,
   pgTable,
   text,
   timestamp,
@@ -70,6 +71,13 @@ export const messages = pgTable(
   },
   (t) => [unique('messages_event_endpoint_uq').on(t.eventId, t.endpointId), index('messages_endpoint_idx').on(t.endpointId, t.status)],
 );
+
+/**
+ * Numbers messages as they are fanned out; `deliver_messages` jobs are keyed by this number
+ * divided by the batch size, so consecutive messages of one endpoint merge into one job
+ * (graphile-worker batch jobs) and no job ever grows past the batch size.
+ */
+export const messageBatchSeq = pgSequence('message_batch_seq');
 
 /** Every delivery attempt, for `GET /webhook-endpoints/{id}/deliveries`. */
 export const deliveryAttempts = pgTable(
