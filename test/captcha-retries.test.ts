@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from './helpers/receiver.js';
 import { createTestContext, fixture, type TestContext } from './helpers/context.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
@@ -97,15 +98,7 @@ async function events(c: number) {
 }
 const callsFor = (u: number, c: number) => upstream.calls.filter((x) => x.path === `/2.0/users/${u}/connections/${c}`);
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000) => waitUntil(probe, timeoutMs, what);
 const noPendingJob = (c: number) => waitFor('the re-sync job to finish', async () => (await resyncJobs(c)).length === 0);
 /** The request was accepted: the job is replaced by its follow-up, due in 6 hours. */
 const awaitingOutcome = (c: number) =>
