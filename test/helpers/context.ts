@@ -79,8 +79,9 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
   };
 }
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/powens/', import.meta.url));
-/** A Powens fixture from ../shared/fixtures/powens, parsed (a fresh copy each call). */
+// A verbatim copy of the workspace's shared/fixtures/powens, so that the suite runs from any clone.
+const fixtures = fileURLToPath(new URL('../fixtures/powens/', import.meta.url));
+/** A Powens fixture (test/fixtures/powens), parsed (a fresh copy each call). */
 export function fixture<T = any>(name: string): T {
   return JSON.parse(readFileSync(join(fixtures, `${name}.json`), 'utf8'));
 }
