@@ -19,6 +19,9 @@ beforeAll(async () => {
   const issue = async (u: number) => (await (await ctx.request('POST', `/users/${u}/token`)).json()).token as string;
   alice = await issue(201);
   bob = await issue(202);
+  for (const u of [201, 202]) {
+    expect((await ctx.request('PUT', `/users/${u}/email-delivery`, { body: { to: `u${u}@example.com` } })).status).toBe(200);
+  }
 });
 afterAll(() => ctx.close());
 
@@ -32,6 +35,7 @@ const userRoutes: [method: string, path: string, okStatus: number][] = [
   ['GET', '/users/{u}/subscriptions/{s}/documents', 200],
   ['GET', '/users/{u}/documents', 200],
   ['GET', '/users/{u}/documents/{d}', 200],
+  ['GET', '/users/{u}/email-delivery', 200],
 ];
 const fill = (path: string, u: string, owner: number) =>
   path.replace('{u}', u).replace('{c}', String(owner * 10 + 1)).replace('{s}', String(owner * 100 + 11)).replace('{d}', String(owner * 1000 + 111));
