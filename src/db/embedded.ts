@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -14,7 +14,8 @@ export interface EmbeddedDatabase {
  * need nothing but Node and npm. As root, the package runs PostgreSQL as a `postgres`
  * system user, so the folder is made reachable for it.
  */
-export async function startEmbeddedPostgres(dir: string, log: (msg: string) => void = () => {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(wanted: string, log: (msg: string) => void = () => {}): Promise<EmbeddedDatabase> {
+  const dir = reachableHome(resolve(wanted), log);
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o777);
   const databaseDir = join(dir, 'pgdata');
@@ -43,6 +44,29 @@ export async function startEmbeddedPostgres(dir: string, log: (msg: string) => v
     url: `postgres://postgres:${password}@127.0.0.1:${port}/docrelay`,
     stop: () => pg.stop(),
   };
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to walk down to its
+ * folder. A clone under /root (mode 0700) is out of its reach; rather than fail on the
+ * first `npm start`, or loosen the permissions of the user's folders, the cluster then
+ * lives in /var/lib/docrelay/<hash of the wanted path> — kept across restarts like the
+ * wanted one — and the log says so.
+ */
+function reachableHome(wanted: string, log: (msg: string) => void): string {
+  if (process.getuid?.() !== 0 || traversableByOthers(dirname(wanted))) return wanted;
+  const home = join('/var/lib/docrelay', createHash('sha256').update(wanted).digest('hex').slice(0, 16));
+  log(`${wanted} is not reachable by the postgres system user (a parent folder is private): the embedded database lives in ${home}`);
+  mkdirSync('/var/lib/docrelay', { recursive: true, mode: 0o755 });
+  return home;
+}
+
+/** Every existing folder from / down to `dir` can be entered by other users. */
+function traversableByOthers(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return false;
+    if (d === dirname(d)) return true;
+  }
 }
 
 /**
