@@ -114,4 +114,19 @@ describe('safe archiving rule', () => {
     const rows = await ctx.database.db.execute<{ n: number }>(sql`select count(*)::int as n from documents where id = ${d1}`);
     expect(rows[0].n).toBe(0);
   });
+
+  it('never brings back an erased connection or user from a late sync', async () => {
+    const u = ids(), c = ids(), s1 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1 }] }));
+    await ctx.sendWebhook('CONNECTION_DELETED', { id: c, id_user: u });
+    // The aggregator retries a sync that failed earlier: it arrives after the deletion.
+    expect(await sync(syncedPayload({ idWebhookData: ids(), userId: u, connectionId: c, subscriptions: [{ id: s1 }] }))).toEqual({ status: 'stale' });
+    expect((await ctx.request('GET', `/users/${u}/connections/${c}`)).status).toBe(404);
+
+    const c2 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c2, subscriptions: [{ id: ids() }] }));
+    await ctx.sendWebhook('USER_DELETED', { id: u });
+    expect(await sync(syncedPayload({ userId: u, connectionId: ids(), subscriptions: [{ id: ids() }] }))).toEqual({ status: 'stale' });
+    expect((await ctx.request('GET', `/users/${u}/subscriptions`)).status).toBe(404);
+  });
 });

@@ -2,6 +2,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { connections, subscriptions, users } from '../db/schema/index.js';
 import { AppError } from '../errors.js';
+import { wasErased } from './erase.js';
 import { recordEvents, type EventType } from '../events/record.js';
 import type { SyncedConnection } from '../inbound/payloads.js';
 import { enqueueMany } from '../jobs/enqueue.js';
@@ -21,6 +22,9 @@ export interface SyncSummary {
 export type SyncOutcome = { status: 'processed'; summary: SyncSummary } | { status: 'stale' };
 
 export async function applyConnectionSync(tx: Tx, conn: SyncedConnection, settings: Settings): Promise<SyncOutcome> {
+  // A sync of an erased user or connection (late, or retried by the aggregator) is older
+  // than its erasure: stale, and nothing comes back.
+  if (await wasErased(tx, conn.id_user, conn.id)) return { status: 'stale' };
   await tx.insert(users).values({ id: conn.id_user }).onConflictDoNothing();
   if (!(await lockConnection(tx, conn))) return { status: 'stale' };
 

@@ -1,6 +1,6 @@
 import { eq, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
-import { connections, users } from '../db/schema/index.js';
+import { connections, erasures, users } from '../db/schema/index.js';
 import { deleteUnreferencedBlobs } from '../files/store.js';
 import { captchaJobKey } from '../jobs/keys.js';
 
@@ -8,9 +8,11 @@ import { captchaJobKey } from '../jobs/keys.js';
  * Erasure for good (CONTRACT.md §3 CONNECTION_DELETED / USER_DELETED, §5 DELETE): rows go
  * by cascade, then the blobs no one references any more. Jobs already queued for erased
  * rows find nothing and end as no-ops; pending captcha re-syncs are removed outright so
- * that no request is sent upstream for a connection that is gone.
+ * that no request is sent upstream for a connection that is gone. The erased id is kept
+ * (and nothing else), so that a late sync of it is refused (see wasErased).
  */
 export async function eraseConnection(tx: Tx, connectionId: number): Promise<boolean> {
+  await tx.insert(erasures).values({ kind: 'connection', id: connectionId }).onConflictDoNothing();
   const gone = await tx.delete(connections).where(eq(connections.id, connectionId)).returning({ id: connections.id });
   await cancelCaptchaResyncs(tx, [connectionId]);
   await deleteUnreferencedBlobs(tx);
@@ -18,6 +20,7 @@ export async function eraseConnection(tx: Tx, connectionId: number): Promise<boo
 }
 
 export async function eraseUser(tx: Tx, userId: number): Promise<boolean> {
+  await tx.insert(erasures).values({ kind: 'user', id: userId }).onConflictDoNothing();
   const conns = await tx.select({ id: connections.id }).from(connections).where(eq(connections.userId, userId));
   const gone = await tx.delete(users).where(eq(users.id, userId)).returning({ id: users.id });
   await tx.execute(sql`delete from events where user_id = ${userId}`);
@@ -30,4 +33,13 @@ async function cancelCaptchaResyncs(tx: Tx, connectionIds: number[]): Promise<vo
   if (connectionIds.length === 0) return;
   const keys = `{${connectionIds.map(captchaJobKey).join(',')}}`;
   await tx.execute(sql`select graphile_worker.remove_job(k) from unnest(${keys}::text[]) as k`);
+}
+
+/** Whether a sync's user or connection was erased: its data must not come back. */
+export async function wasErased(tx: Tx, userId: number, connectionId: number): Promise<boolean> {
+  const rows = await tx.execute(sql`
+    select 1 from erasures
+    where (kind = 'user' and id = ${userId}) or (kind = 'connection' and id = ${connectionId})
+    limit 1`);
+  return rows.length > 0;
 }

@@ -7,6 +7,7 @@ import {
   index,
   integer,
   pgTable,
+  primaryKey,
   text,
   timestamp,
 } from 'drizzle-orm/pg-core';
@@ -122,6 +123,21 @@ export const documents = pgTable(
     // with an index-only scan: see api/documents.ts.
     index('documents_user_subscription_date_idx').on(t.userId, t.subscriptionId, t.date),
   ],
+);
+
+/**
+ * Ids erased for good (CONNECTION_DELETED, USER_DELETED, DELETE): a late or retried
+ * CONNECTION_SYNCED must not bring their data back. Powens never reuses ids.
+ */
+export const erasures = pgTable(
+  'erasures',
+  {
+    /** 'user' | 'connection' */
+    kind: text('kind').notNull(),
+    id: id('id').notNull(),
+    erasedAt: ts('erased_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.id] })],
 );
 
 /** Inbound idempotency: one row per processed delivery key (CONTRACT.md §3). */
