@@ -82,6 +82,7 @@ export async function benchNotify() {
           type: 'subscription.created' as const,
           dedupeKey: `bench:${i}`,
           userId: 1,
+          connectionId: 1,
           data: { subscription: { id: i, id_connection: 1, id_user: 1, number: `N${i}`, label: 'Mobile', subscriber: 'Jane Doe', validity: null, renewdate: null, last_update: null, deleted: null } },
         })),
       );
@@ -126,7 +127,7 @@ export async function benchNotify() {
       async () => {
         const w = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 1000 });
         void produce(async (i) => {
-          await db.transaction((tx) => recordEvents(tx, [{ type: 'subscription.created', dedupeKey: `stream:${i}`, userId: 1, data: { subscription: { id: i } } }]));
+          await db.transaction((tx) => recordEvents(tx, [{ type: 'subscription.created', dedupeKey: `stream:${i}`, userId: 1, connectionId: 1, data: { subscription: { id: i } } }]));
           eventsAdded++;
         });
         return w;

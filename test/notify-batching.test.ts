@@ -23,7 +23,7 @@ afterEach(async () => {
   await r.close();
 });
 
-const event = (key: string): NewEvent => ({ type: 'subscription.created', dedupeKey: key, userId: 1, data: { subscription: { id: 1 } } });
+const event = (key: string): NewEvent => ({ type: 'subscription.created', dedupeKey: key, userId: 1, connectionId: 1, data: { subscription: { id: 1 } } });
 const record = (keys: string[]) => ctx.deps.db.transaction((tx) => recordEvents(tx, keys.map(event)));
 const countMessages = async (status: string) =>
   (await ctx.deps.db.execute<{ n: number }>(sql`select count(*)::int as n from messages where status = ${status}`))[0].n;
@@ -61,4 +61,17 @@ it('re-queues a message whose job was lost, and leaves the ones not late alone',
   await waitUntil(async () => (await countMessages('succeeded')) === 1);
   expect(r.received.map((g) => g.headers['webhook-id'])).toEqual([late.id]);
   expect(await countMessages('pending')).toBe(1);
+});
+
+it('erasing a connection drops its undelivered messages: nothing about it is sent afterwards', async () => {
+  await ctx.deps.db.execute(sql`insert into connections (id, user_id) values (1, 1)`);
+  await record(['about-1', 'about-1-too']);
+  expect(await countMessages('pending')).toBe(2);
+  const res = await ctx.request('DELETE', '/users/1/connections/1');
+  expect(res.status).toBe(204);
+  expect(await countMessages('pending')).toBe(0);
+  await ctx.startWorker();
+  // The batch job runs and finds nothing to send.
+  await waitUntil(async () => (await pendingJobs(ctx, 'deliver_messages')).length === 0);
+  expect(r.received).toHaveLength(0);
 });

@@ -235,7 +235,7 @@ async function recordSubscriptionEvents(
     changes.map(([type, id]) => {
       const s = byId.get(id)!;
       // One event per change: a subscription deleted, restored and deleted again yields three.
-      return { type, dedupeKey: `${type}:${id}:${stamp}`, userId: s.userId, data: { subscription: presentSubscription(s) } };
+      return { type, dedupeKey: `${type}:${id}:${stamp}`, userId: s.userId, connectionId: s.connectionId, data: { subscription: presentSubscription(s) } };
     }),
   );
 }

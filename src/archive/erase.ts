@@ -14,6 +14,8 @@ import { captchaJobKey } from '../jobs/keys.js';
 export async function eraseConnection(tx: Tx, connectionId: number): Promise<boolean> {
   await tx.insert(erasures).values({ kind: 'connection', id: connectionId }).onConflictDoNothing();
   const gone = await tx.delete(connections).where(eq(connections.id, connectionId)).returning({ id: connections.id });
+  // Its events go too: messages not yet delivered are never sent (their jobs find nothing).
+  await tx.execute(sql`delete from events where connection_id = ${connectionId}`);
   await cancelCaptchaResyncs(tx, [connectionId]);
   await deleteUnreferencedBlobs(tx);
   return gone.length > 0;

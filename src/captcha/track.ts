@@ -137,7 +137,7 @@ export async function announce(
   historyId: number,
 ): Promise<void> {
   await recordEvents(tx, [
-    { type, dedupeKey: `${type}:${row.id}:${historyId}`, userId: row.userId, data: { connection: presentConnection(row), attempts } },
+    { type, dedupeKey: `${type}:${row.id}:${historyId}`, userId: row.userId, connectionId: row.id, data: { connection: presentConnection(row), attempts } },
   ]);
 }
 

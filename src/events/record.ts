@@ -31,6 +31,8 @@ export interface NewEvent {
   /** Makes recording idempotent: the same key is recorded once (e.g. `document.created:9001`). */
   dedupeKey: string;
   userId: number | null;
+  /** The connection it is about: erasing the connection erases the event (and its undelivered messages). */
+  connectionId: number | null;
   data: unknown;
 }
 
@@ -59,12 +61,12 @@ export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId
  */
 export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> {
   if (list.length === 0) return [];
-  const rows = list.map((e) => ({ id: newEventId(), dedupe_key: e.dedupeKey, type: e.type, user_id: e.userId, data: e.data }));
+  const rows = list.map((e) => ({ id: newEventId(), dedupe_key: e.dedupeKey, type: e.type, user_id: e.userId, connection_id: e.connectionId, data: e.data }));
   const out = await tx.execute<{ kind: 'event' | 'message' | 'svix'; id: string; endpoint_id: string | null; failing: boolean | null; seq: string | null }>(sql`
     with inserted as (
-      insert into events (id, dedupe_key, type, user_id, data)
-      select id, dedupe_key, type, user_id, data
-      from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, data jsonb)
+      insert into events (id, dedupe_key, type, user_id, connection_id, data)
+      select id, dedupe_key, type, user_id, connection_id, data
+      from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, connection_id bigint, data jsonb)
       on conflict (dedupe_key) do nothing
       returning id, type
     ),

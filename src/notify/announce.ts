@@ -33,6 +33,7 @@ export const announceDocument: JobHandlerFactory<'announce_document'> = (deps) =
           type: 'document.created',
           dedupeKey: `document.created:${d.id}`,
           userId: d.userId,
+          connectionId: s.connectionId,
           data: {
             document: presentDocument(d, file, deps.links),
             subscription: presentSubscription(s),

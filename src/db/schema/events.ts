@@ -28,10 +28,12 @@ export const events = pgTable(
     dedupeKey: text('dedupe_key').notNull().unique(),
     type: text('type').notNull(),
     userId: bigint('user_id', { mode: 'number' }),
+    /** The connection the event is about, so that erasing it erases its events too. */
+    connectionId: bigint('connection_id', { mode: 'number' }),
     data: jsonb('data').notNull(),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [index('events_user_id_idx').on(t.userId)],
+  (t) => [index('events_user_id_idx').on(t.userId), index('events_connection_id_idx').on(t.connectionId)],
 );
 
 export const webhookEndpoints = pgTable('webhook_endpoints', {
