@@ -12,7 +12,7 @@ import {
   timestamp,
   unique,
 } from 'drizzle-orm/pg-core';
-import { users } from './archive.js';
+import { documents, users } from './archive.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -115,7 +115,10 @@ export const emailSettings = pgTable('email_settings', {
 
 /** One mail per announced document; the unique key keeps retries from sending twice. */
 export const emailDeliveries = pgTable('email_deliveries', {
-  documentId: bigint('document_id', { mode: 'number' }).primaryKey(),
+  // Erasing the document (connection, user) erases the record of its mail and address too.
+  documentId: bigint('document_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => documents.id, { onDelete: 'cascade' }),
   userId: bigint('user_id', { mode: 'number' }).notNull(),
   to: text('to').notNull(),
   messageId: text('message_id').notNull(),

@@ -1,0 +1,1 @@
+ALTER TABLE "email_deliveries" ADD CONSTRAINT "email_deliveries_document_id_documents_id_fk" FOREIGN KEY ("document_id") REFERENCES "public"."documents"("id") ON DELETE cascade ON UPDATE no action;
