@@ -7,12 +7,7 @@ import { connections } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { newRouter } from '../router.js';
 import { resolveUser } from './auth.js';
-import { bearer, ConnectionSchema, errorResponses, IdParam, UserParam } from './schemas.js';
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-});
+import { bearer, ConnectionSchema, errorResponses, IdParam, jsonResponse, UserParam } from './schemas.js';
 
 const list = createRoute({
   method: 'get',
@@ -20,7 +15,7 @@ const list = createRoute({
   summary: "A user's connections",
   security: bearer,
   request: { params: UserParam },
-  responses: { 200: json(z.object({ connections: z.array(ConnectionSchema) }), 'connections'), ...errorResponses },
+  responses: { 200: jsonResponse(z.object({ connections: z.array(ConnectionSchema) }), 'connections'), ...errorResponses },
 });
 
 const get = createRoute({
@@ -29,7 +24,7 @@ const get = createRoute({
   summary: 'One connection',
   security: bearer,
   request: { params: UserParam.merge(IdParam) },
-  responses: { 200: json(ConnectionSchema, 'the connection'), ...errorResponses },
+  responses: { 200: jsonResponse(ConnectionSchema, 'the connection'), ...errorResponses },
 });
 
 const remove = createRoute({

@@ -6,7 +6,7 @@ import { documentFiles, documents, subscriptions } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { newRouter } from '../router.js';
 import { resolveUser } from './auth.js';
-import { allFlag, bearer, DocumentSchema, errorResponses, IdParam, UserParam } from './schemas.js';
+import { allFlag, bearer, DocumentSchema, errorResponses, IdParam, jsonResponse, UserParam } from './schemas.js';
 
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'YYYY-MM-DD');
 const ListQuery = z.object({
@@ -25,7 +25,6 @@ const ListResponse = z.object({
   result_min_date: z.string().nullable(),
   result_max_date: z.string().nullable(),
 });
-const ok = <T extends z.ZodType>(schema: T) => ({ description: 'ok', content: { 'application/json': { schema } } });
 
 const listForUser = createRoute({
   method: 'get',
@@ -33,7 +32,7 @@ const listForUser = createRoute({
   summary: "A user's documents, newest first (those of deleted subscriptions only with ?all)",
   security: bearer,
   request: { params: UserParam, query: ListQuery },
-  responses: { 200: ok(ListResponse), ...errorResponses },
+  responses: { 200: jsonResponse(ListResponse), ...errorResponses },
 });
 
 const listForSubscription = createRoute({
@@ -42,7 +41,7 @@ const listForSubscription = createRoute({
   summary: "A subscription's documents, newest first",
   security: bearer,
   request: { params: UserParam.merge(IdParam), query: ListQuery },
-  responses: { 200: ok(ListResponse), ...errorResponses },
+  responses: { 200: jsonResponse(ListResponse), ...errorResponses },
 });
 
 const getOne = createRoute({
@@ -51,7 +50,7 @@ const getOne = createRoute({
   summary: 'One document',
   security: bearer,
   request: { params: UserParam.merge(IdParam) },
-  responses: { 200: ok(DocumentSchema), ...errorResponses },
+  responses: { 200: jsonResponse(DocumentSchema), ...errorResponses },
 });
 
 type Query = z.infer<typeof ListQuery>;

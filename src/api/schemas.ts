@@ -92,3 +92,9 @@ export const errorResponses = {
 } as const;
 
 export const bearer = [{ bearerAuth: [] }];
+
+/** A JSON response of a route definition. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description = 'ok') => ({
+  description,
+  content: { 'application/json': { schema } },
+});

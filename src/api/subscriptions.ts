@@ -6,11 +6,10 @@ import { connections, subscriptions } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { newRouter } from '../router.js';
 import { resolveUser } from './auth.js';
-import { allFlag, bearer, errorResponses, IdParam, SubscriptionSchema, UserParam } from './schemas.js';
+import { allFlag, bearer, errorResponses, IdParam, jsonResponse, SubscriptionSchema, UserParam } from './schemas.js';
 
 const ListResponse = z.object({ subscriptions: z.array(SubscriptionSchema), total: z.number().int() });
 const ListQuery = z.object({ all: allFlag });
-const ok = <T extends z.ZodType>(schema: T) => ({ description: 'ok', content: { 'application/json': { schema } } });
 
 const listForUser = createRoute({
   method: 'get',
@@ -18,7 +17,7 @@ const listForUser = createRoute({
   summary: "A user's subscriptions (deleted ones only with ?all)",
   security: bearer,
   request: { params: UserParam, query: ListQuery },
-  responses: { 200: ok(ListResponse), ...errorResponses },
+  responses: { 200: jsonResponse(ListResponse), ...errorResponses },
 });
 
 const listForConnection = createRoute({
@@ -27,7 +26,7 @@ const listForConnection = createRoute({
   summary: "A connection's subscriptions (deleted ones only with ?all)",
   security: bearer,
   request: { params: UserParam.merge(IdParam), query: ListQuery },
-  responses: { 200: ok(ListResponse), ...errorResponses },
+  responses: { 200: jsonResponse(ListResponse), ...errorResponses },
 });
 
 const getOne = createRoute({
@@ -36,7 +35,7 @@ const getOne = createRoute({
   summary: 'One subscription, deleted or not',
   security: bearer,
   request: { params: UserParam.merge(IdParam) },
-  responses: { 200: ok(SubscriptionSchema), ...errorResponses },
+  responses: { 200: jsonResponse(SubscriptionSchema), ...errorResponses },
 });
 
 export function subscriptionRoutes(deps: Deps) {

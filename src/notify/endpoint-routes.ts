@@ -3,7 +3,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { desc, eq, sql } from 'drizzle-orm';
 import type { InferSelectModel } from 'drizzle-orm';
 import { requireAdmin } from '../api/auth.js';
-import { bearer, errorResponses } from '../api/schemas.js';
+import { bearer, errorResponses, jsonResponse as json } from '../api/schemas.js';
 import type { Deps } from '../deps.js';
 import { webhookEndpoints } from '../db/schema/index.js';
 import { AppError, notFound } from '../errors.js';
@@ -48,8 +48,6 @@ const CreateBody = z.object({
   events: z.array(z.enum(eventTypes as [string, ...string[]])).max(eventTypes.length).optional(),
   description: z.string().max(500).optional(),
 });
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 const create = createRoute({
   method: 'post',
