@@ -57,6 +57,16 @@ describe('safe archiving rule', () => {
     expect((await listSubs(u)).total).toBe(2);
   });
 
+  it('archives nothing when a successful sync carries no subscriptions list at all', async () => {
+    const u = ids(), c = ids(), s1 = ids();
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1 }] }));
+    const p = syncedPayload({ userId: u, connectionId: c, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [] });
+    delete (p.connection as { subscriptions?: unknown }).subscriptions;
+    const out = await sync(p);
+    expect(out.summary.subscriptions).toEqual({ added: 0, deleted: 0, restored: 0, unchanged: 0 });
+    expect((await listSubs(u)).total).toBe(1);
+  });
+
   it('restores a deleted subscription that comes back', async () => {
     const u = ids(), c = ids(), s1 = ids();
     await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1 }] }));

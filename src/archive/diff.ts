@@ -42,8 +42,9 @@ export async function applyConnectionSync(tx: Tx, conn: SyncedConnection, settin
     .where(eq(connections.id, conn.id));
 
   const subs = await upsertSubscriptions(tx, conn);
-  // A failed sync proves nothing is gone: only a successful one archives.
-  const archived = conn.state === null ? await archiveMissingSubscriptions(tx, conn) : [];
+  // A failed sync proves nothing is gone: only a successful one that lists the
+  // subscriptions it found archives the others.
+  const archived = conn.state === null && conn.subscriptionsListed ? await archiveMissingSubscriptions(tx, conn) : [];
   const docs = await upsertDocuments(tx, conn, settings.force_pdf === '1');
   await queueFileJobs(tx, docs.added);
   await recordSubscriptionEvents(tx, [

@@ -84,8 +84,11 @@ export function inboundSchemas(timeZone: string) {
     next_try: datetime,
     active: z.boolean().nullish().transform((v) => v ?? true),
     captcha_required: z.boolean().nullish().transform((v) => v ?? false),
-    subscriptions: z.array(subscription).default([]),
-  });
+    subscriptions: z.array(subscription).nullish(),
+  })
+    // A payload without a `subscriptions` list says nothing about them (a webhook set up
+    // without that object): unlike an empty list, it must not archive any.
+    .transform(({ subscriptions, ...c }) => ({ ...c, subscriptions: subscriptions ?? [], subscriptionsListed: subscriptions != null }));
 
   const webhookId = powensId.optional();
 
