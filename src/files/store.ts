@@ -84,16 +84,20 @@ function splitBuffer(buf: Buffer): Buffer[] {
 }
 
 /**
- * Delete every blob no document file references any more (after erasure). Takes the
- * blob lock exclusively first: the DELETE's snapshot is then taken after every writer in
- * flight has committed, so a blob just stored for a new document is seen as referenced. One NOT EXISTS per
+ * Of `candidates` (the blobs of files just erased), delete those no document file
+ * references any more: the sweep looks only at what the erasure let go, so its cost
+ * follows the erased rows, not the size of the store. Takes the blob lock exclusively
+ * first: the DELETE's snapshot is then taken after every writer in flight has committed,
+ * so a blob just stored for a new document is seen as referenced. One NOT EXISTS per
  * column (rather than one with ORs) lets each become an anti-join on its own index.
  */
-export async function deleteUnreferencedBlobs(tx: Tx): Promise<void> {
+export async function deleteUnreferencedBlobs(tx: Tx, candidates: string[]): Promise<void> {
+  if (candidates.length === 0) return;
   await tx.execute(sql`select pg_advisory_xact_lock(${BLOB_LOCK})`);
   await tx.execute(sql`
     delete from blobs b
-    where not exists (select 1 from document_files f where f.sha256 = b.sha256)
+    where b.sha256 = any(${`{${candidates.join(',')}}`}::text[])
+      and not exists (select 1 from document_files f where f.sha256 = b.sha256)
       and not exists (select 1 from document_files f where f.original_sha256 = b.sha256)
       and not exists (select 1 from document_files f where f.thumbnail_sha256 = b.sha256)`);
 }
