@@ -1,10 +1,8 @@
 import { powensSignature } from '../src/inbound/signature.js';
-import { BENCH_INBOUND, median, report, startBenchService, stopPgServer, type BenchService } from './support.js';
+import { BENCH_INBOUND, median, medianOf, peakRssGrowth, ratio, report, startBenchService, stopPgServer, type BenchService } from './support.js';
 
 /**
- * CONTRACT.md §9 ingest and 10,000-document sync: CONNECTION_SYNCED webhooks per second
- * (5 subscriptions × 20 documents) through HTTP, and the time of one 10,000-document sync
- * as a ratio to COPY of the same rows into PostgreSQL.
+ * Powens-shaped CONNECTION_SYNCED payloads for the ingest and big-sync benchmarks.
  */
 function payload(n: number, subs: number, docsPerSub: number) {
   const base = n * 1_000_000;
@@ -41,66 +39,101 @@ async function send(svc: BenchService, body: unknown): Promise<number> {
   return performance.now() - t;
 }
 
+const CLIENTS = 8;
+
+/** Run `total` jobs with `clients` concurrent loops; returns per-second rate and latencies. */
+async function concurrently(total: number, clients: number, one: (i: number) => Promise<number>) {
+  let next = 0;
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (next < total) latencies.push(await one(next++));
+  }));
+  return { perS: total / ((performance.now() - t0) / 1000), p50: median(latencies) };
+}
+
+/**
+ * Ingest: CONNECTION_SYNCED webhooks (5 × 20 documents) through HTTP with 8 clients, against
+ * the reference of the issue: one transaction per webhook inserting its 100 rows with one
+ * multi-row INSERT into a plain table, same clients. Runs alternate; medians of 3.
+ */
 export async function benchIngest() {
   const svc = await startBenchService();
   try {
+    const sql = svc.database.sql;
+    await sql`create table ingest_ref (like documents including defaults including indexes)`;
     for (let i = 1; i <= 20; i++) await send(svc, payload(i, 5, 20)); // warm-up
-    const total = 400;
-    const concurrency = 4;
-    let next = 100;
-    const latencies: number[] = [];
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < 100 + total) latencies.push(await send(svc, payload(next++, 5, 20)));
-      }),
-    );
-    const seconds = (performance.now() - t0) / 1000;
-    report('ingest: CONNECTION_SYNCED (5 subscriptions × 20 documents) through HTTP', {
-      webhooks: total,
-      concurrency,
-      'webhooks/s': (total / seconds).toFixed(1),
-      'documents/s': ((total * 100) / seconds).toFixed(0),
-      'latency p50 ms': median(latencies).toFixed(1),
+    const perRun = 400;
+    let base = 100;
+    const m = await medianOf(3, async () => {
+      const first = base;
+      base += perRun;
+      const ingest = await concurrently(perRun, CLIENTS, (i) => send(svc, payload(first + i, 5, 20)));
+      const ref = await concurrently(perRun, CLIENTS, async (i) => {
+        const rows = payload(first + i, 5, 20).connection.subscriptions.flatMap((s) =>
+          s.documents.map((d) => ({ id: d.id, subscription_id: s.id, user_id: 1, name: d.name, type: d.type, date: '2026-11-01', number: d.number, issuer: d.issuer, total_amount: d.total_amount, untaxed_amount: d.untaxed_amount, vat: d.vat, currency: 'EUR', has_file_on_website: true, source_url: d.url })));
+        const t = performance.now();
+        await sql.begin((tx) => tx`insert into ingest_ref ${tx(rows)}`);
+        return performance.now() - t;
+      });
+      return { ingest: ingest.perS, p50: ingest.p50, ref: ref.perS };
+    });
+    report(`ingest: CONNECTION_SYNCED (5 subscriptions × 20 documents) through HTTP, ${CLIENTS} clients, median of 3`, {
+      'webhooks/s': m.ingest.toFixed(1),
+      'latency p50 ms': m.p50.toFixed(1),
+      'reference: one 100-row INSERT transaction per webhook, /s': m.ref.toFixed(1),
+      'ratio (target ≥ 0.4)': ratio(m.ingest, m.ref),
     });
   } finally {
     await svc.close();
   }
 }
 
+/** COPY of a sync's document rows into a table shaped like documents (same indexes, no foreign keys). */
+async function copyReference(svc: BenchService, body: ReturnType<typeof payload>): Promise<number> {
+  const sql = svc.database.sql;
+  await sql`drop table if exists copy_ref`;
+  await sql`create table copy_ref (like documents including defaults including indexes)`;
+  const rows = body.connection.subscriptions.flatMap((s) =>
+    s.documents.map((d) => [d.id, s.id, 1, d.name, d.type, '2026-11-01', '\\N', d.number, d.issuer, d.total_amount, d.untaxed_amount, d.vat, 'EUR', 'f', 't', d.url].join('\t')),
+  );
+  const t = performance.now();
+  const stream = await sql`copy copy_ref (id, subscription_id, user_id, name, type, date, duedate, number, issuer, total_amount, untaxed_amount, vat, currency, income, has_file_on_website, source_url) from stdin`.writable();
+  await new Promise<void>((resolve, reject) => {
+    stream.on('error', reject);
+    stream.on('finish', resolve);
+    stream.end(rows.join('\n') + '\n');
+  });
+  return performance.now() - t;
+}
+
+/**
+ * Big syncs: one 10,000- and one 100,000-document sync (10 subscriptions) to `processed`,
+ * as a ratio to COPY of the same rows, medians of 3; peak RSS growth of the process that
+ * serves the webhook during the sync (the service runs in this process).
+ */
 export async function benchLargeSync() {
-  const svc = await startBenchService();
-  try {
-    const runs: { sync: number; copy: number }[] = [];
-    for (let r = 0; r < 3; r++) {
-      const body = payload(10 + r, 10, 1000);
-      const sync = await send(svc, body);
-      // The reference: COPY of the same 10,000 rows into a table shaped like documents.
-      const sql = svc.database.sql;
-      await sql`drop table if exists copy_ref`;
-      // Same columns and indexes as documents (LIKE copies no foreign keys).
-      await sql`create table copy_ref (like documents including defaults including indexes)`;
-      const rows = body.connection.subscriptions.flatMap((s) =>
-        s.documents.map((d) => [d.id, s.id, 1, d.name, d.type, '2026-11-01', '\\N', d.number, d.issuer, d.total_amount, d.untaxed_amount, d.vat, 'EUR', 'f', 't', d.url].join('\t')),
-      );
-      const t = performance.now();
-      const stream = await sql`copy copy_ref (id, subscription_id, user_id, name, type, date, duedate, number, issuer, total_amount, untaxed_amount, vat, currency, income, has_file_on_website, source_url) from stdin`.writable();
-      await new Promise<void>((resolve, reject) => {
-        stream.on('error', reject);
-        stream.on('finish', resolve);
-        stream.end(rows.join('\n') + '\n');
+  const sizes = (process.env.BENCH_SYNC_SIZES ?? '10000,100000').split(',').map(Number);
+  for (const size of sizes) {
+    const svc = await startBenchService();
+    try {
+      let n = 10;
+      const m = await medianOf(3, async () => {
+        const body = payload(n++, 10, size / 10);
+        global.gc?.();
+        const { value: sync, mib } = await peakRssGrowth(() => send(svc, body));
+        const copy = await copyReference(svc, body);
+        return { sync, copy, mib };
       });
-      runs.push({ sync, copy: performance.now() - t });
+      report(`sync of ${size.toLocaleString('en')} documents (10 subscriptions), median of 3`, {
+        'sync to processed ms': m.sync.toFixed(0),
+        'COPY of the same rows ms (reference)': m.copy.toFixed(0),
+        'ratio (target ≤ 3)': ratio(m.sync, m.copy),
+        'peak RSS growth MiB': m.mib.toFixed(0),
+      });
+    } finally {
+      await svc.close();
     }
-    const sync = median(runs.map((r) => r.sync));
-    const copy = median(runs.map((r) => r.copy));
-    report('10,000-document sync (10 × 1,000), median of 3', {
-      'sync to processed (HTTP, diff, 10,000 file jobs) ms': sync.toFixed(0),
-      'COPY of the same rows ms': copy.toFixed(0),
-      'ratio sync / COPY': (sync / copy).toFixed(1),
-    });
-  } finally {
-    await svc.close();
   }
 }
 

@@ -92,7 +92,36 @@ export function percentile(sorted: number[], p: number): number {
 
 export const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
 
+/** Every figure reported in this run, by benchmark: `npm run bench` writes them to bench/results.json. */
+export const results: Record<string, Record<string, string | number>> = {};
+
 export function report(name: string, lines: Record<string, string | number>) {
+  results[name] = lines;
   console.log(`\n== ${name}`);
   for (const [k, v] of Object.entries(lines)) console.log(`  ${k}: ${v}`);
 }
+
+/** Run `fn` n times and return the median of what it measured (runs are interleaved by the caller). */
+export async function medianOf<T extends Record<string, number>>(n: number, fn: (run: number) => Promise<T>): Promise<T & { runs: T[] }> {
+  const runs: T[] = [];
+  for (let i = 0; i < n; i++) runs.push(await fn(i));
+  const out = {} as Record<string, number>;
+  for (const k of Object.keys(runs[0])) out[k] = median(runs.map((r) => r[k]));
+  return { ...(out as T), runs };
+}
+
+/** Peak resident set size of this process while `fn` runs, sampled every 5 ms, as growth over the start. */
+export async function peakRssGrowth<T>(fn: () => Promise<T>): Promise<{ value: T; mib: number }> {
+  const start = process.memoryUsage().rss;
+  let peak = start;
+  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 5);
+  try {
+    const value = await fn();
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return { value, mib: (peak - start) / 2 ** 20 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export const ratio = (a: number, b: number) => (a / b).toFixed(2);

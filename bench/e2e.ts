@@ -1,0 +1,147 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { powensSignature } from '../src/inbound/signature.js';
+import { startWorker } from '../src/worker.js';
+import { makePdf, startProviderSite } from '../test/helpers/provider.js';
+import { BENCH_INBOUND, percentile, report, startBenchService, stopPgServer, type BenchService } from './support.js';
+
+/**
+ * End to end, the figure users feel: two 20-document syncs a second for 30 s (40 new bills
+ * a second), PDFs from a loopback provider site, one loopback receiver subscribed to
+ * `document.created`; time from each webhook's `200` to the receiver getting each of its
+ * documents. Then the same while a backfill (BENCH_BACKFILL documents, default 1,000,000,
+ * in 10,000-document syncs) is being worked off. Targets: p50 ≤ 2 s, p99 ≤ 10 s idle;
+ * p99 ≤ 30 s during the backfill; none missing.
+ */
+const RATE_SYNCS = 2;
+const DOCS_PER_SYNC = 20;
+const SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 30);
+const BACKFILL = Number(process.env.BENCH_BACKFILL ?? 1_000_000);
+const WAIT_AFTER_MS = 60_000;
+
+function sync(connectionId: number, docIds: number[], url: string) {
+  return {
+    id_webhook_data: connectionId,
+    user: { id: 1 },
+    connection: {
+      id: connectionId, id_user: 1, id_connector: 40, state: null, error_message: null,
+      last_update: new Date().toISOString(), next_try: null, active: true,
+      subscriptions: [{
+        id: connectionId, number: `N${connectionId}`, label: 'Contract', subscriber: 'Mr John Doe', validity: null, renewdate: null,
+        documents: docIds.map((id) => ({
+          id, name: `Bill ${id}`, type: 'bill', date: '2026-11-01', duedate: null, number: String(id), issuer: 'Acme',
+          total_amount: 42.5 + (id % 1000), untaxed_amount: 35.42, vat: 7.08, currency: 'EUR', url, has_file_on_website: true,
+        })),
+      }],
+    },
+  };
+}
+
+async function post(svc: BenchService, body: unknown) {
+  const path = '/webhooks/powens/CONNECTION_SYNCED';
+  const raw = JSON.stringify(body);
+  const date = new Date().toISOString();
+  const res = await fetch(svc.baseUrl + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'bi-signature-date': date, 'bi-signature': powensSignature(BENCH_INBOUND, 'POST', path, date, Buffer.from(raw)) },
+    body: raw,
+  });
+  const out = (await res.json()) as { status: string };
+  if (res.status !== 200 || out.status !== 'processed') throw new Error(`unexpected answer ${res.status} ${JSON.stringify(out)}`);
+  return performance.now();
+}
+
+/** A receiver that notes when each document.created arrives, by document id. */
+async function startArrivals() {
+  const arrived = new Map<number, number>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const at = performance.now();
+      try {
+        const msg = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string; data: { document?: { id: number } } };
+        if (msg.type === 'document.created' && msg.data.document) {
+          if (!arrived.has(msg.data.document.id)) arrived.set(msg.data.document.id, at);
+        }
+      } catch { /* not ours */ }
+      res.writeHead(204).end();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, arrived, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+}
+
+/** Sends RATE_SYNCS syncs a second for SECONDS; returns each fresh document's 200 time. */
+async function stream(svc: BenchService, firstConnection: number, url: string) {
+  const sentAt = new Map<number, number>();
+  const t0 = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let k = 0; k < SECONDS * RATE_SYNCS; k++) {
+    const due = t0 + (k * 1000) / RATE_SYNCS;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const conn = firstConnection + k;
+    const ids = Array.from({ length: DOCS_PER_SYNC }, (_, i) => conn * 100 + i);
+    pending.push(post(svc, sync(conn, ids, url)).then((at) => { for (const id of ids) sentAt.set(id, at); }));
+  }
+  await Promise.all(pending);
+  return sentAt;
+}
+
+async function measure(name: string, svc: BenchService, arrivals: Awaited<ReturnType<typeof startArrivals>>, sentAt: Map<number, number>, target: string) {
+  const until = performance.now() + WAIT_AFTER_MS;
+  while (performance.now() < until && [...sentAt.keys()].some((id) => !arrivals.arrived.has(id))) await new Promise((r) => setTimeout(r, 100));
+  const lat = [...sentAt].filter(([id]) => arrivals.arrived.has(id)).map(([id, at]) => (arrivals.arrived.get(id)! - at) / 1000).sort((a, b) => a - b);
+  report(name, {
+    'bills sent': sentAt.size,
+    'missing after 60 s more': sentAt.size - lat.length,
+    'p50 s': lat.length ? percentile(lat, 50).toFixed(2) : 'n/a',
+    'p99 s': lat.length ? percentile(lat, 99).toFixed(2) : 'n/a',
+    target,
+  });
+}
+
+export async function benchEndToEnd() {
+  const svc = await startBenchService({ FETCH_ALLOW_PRIVATE_NETWORKS: '1' });
+  const site = await startProviderSite();
+  const arrivals = await startArrivals();
+  const pdf = await makePdf(['Bill'], { padTo: 20 * 1024 });
+  site.route('/bill.pdf', (_req, res) => res.writeHead(200, { 'content-type': 'application/pdf' }).end(pdf));
+  const url = site.url('/bill.pdf');
+  const worker = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 200 });
+  try {
+    const res = await fetch(`${svc.baseUrl}/webhook-endpoints`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${svc.config.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: arrivals.url, events: ['document.created'] }),
+    });
+    if (res.status !== 201) throw new Error(`endpoint: ${res.status} ${await res.text()}`);
+
+    await measure(`end to end, idle: ${RATE_SYNCS} syncs of ${DOCS_PER_SYNC} bills a second for ${SECONDS} s, webhook 200 → receiver`, svc, arrivals, await stream(svc, 1_000, url), 'p50 ≤ 2 s, p99 ≤ 10 s, none missing');
+
+    if (BACKFILL > 0) {
+      // The backfill: 10,000-document syncs of connections 10,000,000+, bills too (they are announced as well).
+      const t = performance.now();
+      for (let b = 0; b < BACKFILL / 10_000; b++) {
+        const conn = 10_000_000 + b;
+        const ids = Array.from({ length: 10_000 }, (_, i) => conn * 100_000 + i);
+        await post(svc, sync(conn, ids, url));
+      }
+      const ingestS = (performance.now() - t) / 1000;
+      const [{ queued }] = await svc.database.sql<{ queued: number }[]>`select count(*)::int as queued from graphile_worker.jobs`;
+      await measure(`end to end during a backfill of ${BACKFILL.toLocaleString('en')} documents (ingested in ${ingestS.toFixed(0)} s, ${queued} jobs queued then)`, svc, arrivals, await stream(svc, 5_000, url), 'p99 ≤ 30 s, none missing');
+    }
+  } finally {
+    await worker.stop();
+    await arrivals.close();
+    await site.close();
+    await svc.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await benchEndToEnd();
+  await stopPgServer();
+}
