@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { createApp } from '../src/app.js';
-import { loadConfig, type Config } from '../src/config.js';
+import { type Config, linkSignerOf, loadConfig } from '../src/config.js';
 import { openDatabase, type Database } from '../src/db/client.js';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrateDatabase } from '../src/db/migrate.js';
-import { linkSignerOf, type Deps } from '../src/deps.js';
+import type { Deps } from '../src/deps.js';
 import { createLogger } from '../src/logger.js';
 
 /**

@@ -1,5 +1,5 @@
 import { HTTPException } from 'hono/http-exception';
-import { authenticate } from './api/auth.js';
+import { authenticate } from './http/auth.js';
 import { configRoutes } from './api/config.js';
 import { connectionRoutes } from './api/connections.js';
 import { documentRoutes } from './api/documents.js';
@@ -11,7 +11,7 @@ import { AppError } from './errors.js';
 import { fileRoutes } from './files/routes.js';
 import { inboundRoutes } from './inbound/routes.js';
 import { notifyRoutes } from './notify/routes.js';
-import { newRouter } from './router.js';
+import { newRouter } from './http/router.js';
 
 /** The HTTP application: every route, one error shape. Built from deps, so tests build their own. */
 export function createApp(deps: Deps) {

@@ -84,6 +84,19 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+/** What signs the file links of documents (lib/file-links.ts): their secret, lifetime and base URL. */
+export interface LinkSigner {
+  secret: string;
+  ttlS: number;
+  publicUrl: string;
+}
+
+export const linkSignerOf = (config: Config): LinkSigner => ({
+  secret: config.linkSecret,
+  ttlS: config.linkTtlS,
+  publicUrl: config.publicUrl,
+});
+
 /**
  * Parse the environment. In production every secret must be given; in development the
  * missing ones are generated once and kept in DATA_DIR (`onGenerated` is told, so main

@@ -1,11 +1,11 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { join } from 'node:path';
 import { createApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, linkSignerOf, loadConfig } from './config.js';
 import { openDatabase } from './db/client.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDatabase } from './db/migrate.js';
-import { linkSignerOf, type Deps } from './deps.js';
+import type { Deps } from './deps.js';
 import { createLogger } from './logger.js';
 import { startWorker, type Worker } from './worker.js';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSharedRenderers } from '../src/files/chromium.js';
-import { signedFileUrl } from '../src/files/links.js';
+import { signedFileUrl } from '../src/lib/file-links.js';
 import { pdfPageText } from '../src/files/pdf.js';
 import { CHUNK_BYTES } from '../src/files/store.js';
 import { createTestContext, type TestContext } from './helpers/context.js';

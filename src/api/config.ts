@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { applyCaptchaSwitch } from '../captcha/track.js';
 import type { Deps } from '../deps.js';
-import { newRouter } from '../router.js';
+import { newRouter } from '../http/router.js';
 import { parseSettingsUpdate, readSettings, writeSettings } from '../settings.js';
-import { requireAdmin } from './auth.js';
-import { bearer, errorResponses } from './schemas.js';
+import { requireAdmin } from '../http/auth.js';
+import { bearer, errorResponses } from '../http/openapi.js';
 
 const ConfigSchema = z
   .object({

@@ -1,13 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, asc, eq } from 'drizzle-orm';
 import { eraseConnection } from '../archive/erase.js';
-import { presentConnection } from '../archive/present.js';
+import { presentConnection } from '../present/presenters.js';
+import { ConnectionSchema } from '../present/schemas.js';
 import type { Deps } from '../deps.js';
 import { connections } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
-import { newRouter } from '../router.js';
-import { resolveUser } from './auth.js';
-import { bearer, ConnectionSchema, errorResponses, IdParam, jsonResponse, UserParam } from './schemas.js';
+import { newRouter } from '../http/router.js';
+import { resolveUser } from '../http/auth.js';
+import { bearer, errorResponses, IdParam, jsonResponse, UserParam } from '../http/openapi.js';
 
 const list = createRoute({
   method: 'get',

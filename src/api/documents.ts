@@ -1,12 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, desc, eq, gte, isNull, lte, max, min, count, sql, type SQL } from 'drizzle-orm';
-import { presentDocument } from '../archive/present.js';
+import { presentDocument } from '../present/presenters.js';
+import { DocumentSchema } from '../present/schemas.js';
 import type { Deps } from '../deps.js';
 import { documentFiles, documents, subscriptions } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
-import { newRouter } from '../router.js';
-import { resolveUser } from './auth.js';
-import { allFlag, bearer, DocumentSchema, errorResponses, IdParam, jsonResponse, UserParam } from './schemas.js';
+import { newRouter } from '../http/router.js';
+import { resolveUser } from '../http/auth.js';
+import { allFlag, bearer, errorResponses, IdParam, jsonResponse, UserParam } from '../http/openapi.js';
 
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'YYYY-MM-DD');
 const ListQuery = z.object({

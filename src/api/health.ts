@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'drizzle-orm';
 import type { Deps } from '../deps.js';
-import { newRouter } from '../router.js';
+import { newRouter } from '../http/router.js';
 
 const route = createRoute({
   method: 'get',

@@ -1,12 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, asc, eq, isNull, type SQL } from 'drizzle-orm';
-import { presentSubscription } from '../archive/present.js';
+import { presentSubscription } from '../present/presenters.js';
+import { SubscriptionSchema } from '../present/schemas.js';
 import type { Deps } from '../deps.js';
 import { connections, subscriptions } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
-import { newRouter } from '../router.js';
-import { resolveUser } from './auth.js';
-import { allFlag, bearer, errorResponses, IdParam, jsonResponse, SubscriptionSchema, UserParam } from './schemas.js';
+import { newRouter } from '../http/router.js';
+import { resolveUser } from '../http/auth.js';
+import { allFlag, bearer, errorResponses, IdParam, jsonResponse, UserParam } from '../http/openapi.js';
 
 const ListResponse = z.object({ subscriptions: z.array(SubscriptionSchema), total: z.number().int() });
 const ListQuery = z.object({ all: allFlag });

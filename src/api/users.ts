@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Deps } from '../deps.js';
 import { userTokens, users } from '../db/schema/index.js';
-import { newRouter } from '../router.js';
-import { hashToken, newUserToken, requireAdmin } from './auth.js';
-import { bearer, errorResponses, IdParam } from './schemas.js';
+import { newRouter } from '../http/router.js';
+import { hashToken, newUserToken, requireAdmin } from '../http/auth.js';
+import { bearer, errorResponses, IdParam } from '../http/openapi.js';
 
 const route = createRoute({
   method: 'post',

@@ -7,7 +7,7 @@ import { recordEvents, type EventType } from '../events/record.js';
 import type { SyncedConnection } from '../inbound/payloads.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import type { Settings } from '../settings.js';
-import { presentSubscription } from './present.js';
+import { presentSubscription } from '../present/presenters.js';
 
 /**
  * The safe archiving rule (CONTRACT.md §4), applied to one CONNECTION_SYNCED in the

@@ -1,5 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
-import { presentConnection } from '../archive/present.js';
+import { presentConnection } from '../present/presenters.js';
 import type { Tx } from '../db/client.js';
 import { connections } from '../db/schema/index.js';
 import { recordEvents } from '../events/record.js';

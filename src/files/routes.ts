@@ -1,13 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, eq } from 'drizzle-orm';
-import { resolveUser } from '../api/auth.js';
-import { bearer, ErrorSchema, errorResponses, UserParam } from '../api/schemas.js';
+import { resolveUser } from '../http/auth.js';
+import { bearer, ErrorSchema, errorResponses, UserParam } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { documentFiles, documents } from '../db/schema/index.js';
 import { AppError, notFound } from '../errors.js';
-import { newRouter } from '../router.js';
+import { newRouter } from '../http/router.js';
 import { contentDisposition, downloadName } from './disposition.js';
-import { verifyFileLink, type FileVariant } from './links.js';
+import { verifyFileLink, type FileVariant } from '../lib/file-links.js';
 import { PgBlobStore, type BlobStore } from './store.js';
 
 /**

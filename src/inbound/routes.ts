@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { z } from '@hono/zod-openapi';
-import { newRouter } from '../router.js';
+import { newRouter } from '../http/router.js';
 import { applyConnectionSync } from '../archive/diff.js';
 import { eraseConnection, eraseUser } from '../archive/erase.js';
 import { holdCaptchaSwitch, trackCaptcha } from '../captcha/track.js';

@@ -1,5 +1,5 @@
 import { eq } from 'drizzle-orm';
-import { presentDocument, presentSubscription } from '../archive/present.js';
+import { presentDocument, presentSubscription } from '../present/presenters.js';
 import { documentFiles, documents, emailDeliveries, emailSettings, subscriptions } from '../db/schema/index.js';
 import { recordEvents } from '../events/record.js';
 import { enqueue } from '../jobs/enqueue.js';

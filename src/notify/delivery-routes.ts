@@ -1,12 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, desc, eq, gte, sql } from 'drizzle-orm';
-import { requireAdmin } from '../api/auth.js';
-import { bearer, errorResponses } from '../api/schemas.js';
+import { requireAdmin } from '../http/auth.js';
+import { bearer, errorResponses } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { deliveryAttempts, events, messages, webhookEndpoints } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { enqueueMany } from '../jobs/enqueue.js';
-import { newRouter } from '../router.js';
+import { newRouter } from '../http/router.js';
 import { EndpointIdParam } from './endpoint-routes.js';
 
 /** An endpoint's delivery log and the replay of its failed messages (CONTRACT.md §8). */

@@ -1,12 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { eq, sql } from 'drizzle-orm';
 import type { InferSelectModel } from 'drizzle-orm';
-import { resolveUser } from '../api/auth.js';
-import { bearer, errorResponses, UserParam } from '../api/schemas.js';
+import { resolveUser } from '../http/auth.js';
+import { bearer, errorResponses, UserParam } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { emailSettings } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
-import { newRouter } from '../router.js';
+import { newRouter } from '../http/router.js';
 
 /**
  * Per-user email delivery of announced documents (CONTRACT.md §8). `status` tells whether

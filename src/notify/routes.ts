@@ -1,5 +1,5 @@
 import type { Deps } from '../deps.js';
-import { newRouter } from '../router.js';
+import { newRouter } from '../http/router.js';
 import { deliveryRoutes } from './delivery-routes.js';
 import { emailRoutes } from './email-routes.js';
 import { endpointRoutes } from './endpoint-routes.js';

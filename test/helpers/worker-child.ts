@@ -1,6 +1,5 @@
-import { loadConfig } from '../../src/config.js';
+import { linkSignerOf, loadConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/client.js';
-import { linkSignerOf } from '../../src/deps.js';
 import { createLogger } from '../../src/logger.js';
 import { startWorker } from '../../src/worker.js';
 

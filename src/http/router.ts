@@ -1,6 +1,6 @@
 import { OpenAPIHono, type Hook } from '@hono/zod-openapi';
-import type { AuthEnv } from './api/auth.js';
-import { AppError } from './errors.js';
+import type { AuthEnv } from './auth.js';
+import { AppError } from '../errors.js';
 
 /** Zod validation failures of any route become one `400` with the issues as details. */
 const validationHook: Hook<unknown, AuthEnv, string, unknown> = (result) => {

@@ -1,27 +1,10 @@
 import { z } from '@hono/zod-openapi';
 
 /**
- * OpenAPI shapes of the read API (CONTRACT.md §5). Requests are validated by the route
- * definitions that use these; responses are built by archive/present.ts.
+ * The Powens-shaped objects of the read API and of event payloads, as published in
+ * /openapi.json. present/presenters.ts builds each of them and is checked against these
+ * shapes, so the JSON and the OpenAPI cannot drift apart.
  */
-export const ErrorSchema = z
-  .object({
-    error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
-  })
-  .openapi('Error');
-
-export const UserParam = z.object({ u: z.string().openapi({ param: { name: 'u', in: 'path' }, example: 'me' }) });
-export const IdParam = z.object({
-  id: z
-    .string()
-    .regex(/^\d{1,16}$/, 'a numeric id')
-    .refine((v) => Number.isSafeInteger(Number(v)), 'an id up to 2^53 − 1')
-    .openapi({ param: { name: 'id', in: 'path' } }),
-});
-
-/** `?all` is present (any value) or absent. */
-export const allFlag = z.string().optional().transform((v) => v !== undefined);
-
 const isoDate = z.string().nullable();
 export const ConnectionSchema = z
   .object({
@@ -84,17 +67,3 @@ export const DocumentSchema = z
     last_update: isoDate,
   })
   .openapi('Document');
-
-export const errorResponses = {
-  400: { description: 'Bad input', content: { 'application/json': { schema: ErrorSchema } } },
-  401: { description: 'Missing or unknown token', content: { 'application/json': { schema: ErrorSchema } } },
-  404: { description: 'Not found (or not yours)', content: { 'application/json': { schema: ErrorSchema } } },
-} as const;
-
-export const bearer = [{ bearerAuth: [] }];
-
-/** A JSON response of a route definition. */
-export const jsonResponse = <T extends z.ZodType>(schema: T, description = 'ok') => ({
-  description,
-  content: { 'application/json': { schema } },
-});

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { LinkSigner } from '../config.js';
 
 /**
  * Signed, expiring file links (CONTRACT.md §7): `/files/{id}?exp=<unix>&sig=<hmac>` and
@@ -6,12 +7,6 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * link can be neither pointed at another file nor extended.
  */
 export type FileVariant = 'file' | 'thumbnail';
-
-export interface LinkSigner {
-  secret: string;
-  ttlS: number;
-  publicUrl: string;
-}
 
 function signature(secret: string, variant: FileVariant, documentId: number, exp: number): string {
   return createHmac('sha256', secret).update(`${variant}:${documentId}:${exp}`).digest('base64url');

@@ -1,6 +1,9 @@
+import type { z } from '@hono/zod-openapi';
 import type { InferSelectModel } from 'drizzle-orm';
+import type { LinkSigner } from '../config.js';
 import type { connections, documentFiles, documents, subscriptions } from '../db/schema/index.js';
-import { signedFileUrl, type LinkSigner } from '../files/links.js';
+import { signedFileUrl } from '../lib/file-links.js';
+import type { ConnectionSchema, DocumentSchema, SubscriptionSchema } from './schemas.js';
 
 /**
  * Rows → the Powens-shaped objects of the read API (CONTRACT.md §5). Events carry the same
@@ -10,6 +13,10 @@ type ConnectionRow = InferSelectModel<typeof connections>;
 type SubscriptionRow = InferSelectModel<typeof subscriptions>;
 type DocumentRow = InferSelectModel<typeof documents>;
 type FileRow = InferSelectModel<typeof documentFiles>;
+
+export type ConnectionJson = z.infer<typeof ConnectionSchema>;
+export type SubscriptionJson = z.infer<typeof SubscriptionSchema>;
+export type DocumentJson = z.infer<typeof DocumentSchema>;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -29,7 +36,7 @@ export function presentConnection(c: ConnectionRow) {
     captcha: c.captchaStatus
       ? { status: c.captchaStatus as CaptchaStatus, attempts: c.captchaAttempts, next_retry_at: iso(c.captchaNextRetryAt) }
       : null,
-  };
+  } satisfies ConnectionJson;
 }
 
 export function presentSubscription(s: SubscriptionRow) {
@@ -44,7 +51,7 @@ export function presentSubscription(s: SubscriptionRow) {
     renewdate: s.renewdate,
     last_update: iso(s.lastUpdate),
     deleted: iso(s.deleted),
-  };
+  } satisfies SubscriptionJson;
 }
 
 export function presentDocument(d: DocumentRow, f: FileRow | null, links: LinkSigner) {
@@ -76,9 +83,5 @@ export function presentDocument(d: DocumentRow, f: FileRow | null, links: LinkSi
       error: f?.error ?? null,
     },
     last_update: iso(d.lastUpdate),
-  };
+  } satisfies DocumentJson;
 }
-
-export type SubscriptionJson = ReturnType<typeof presentSubscription>;
-export type DocumentJson = ReturnType<typeof presentDocument>;
-export type ConnectionJson = ReturnType<typeof presentConnection>;
