@@ -1,42 +1,39 @@
+import buildContentDisposition from 'content-disposition';
+import { extension } from 'mime-types';
+
 /**
- * `Content-Disposition` with a safe file name (RFC 6266): an ASCII `filename` for old
- * clients and the exact name as UTF-8 in `filename*` (RFC 8187). Nothing in the name can
- * end the header parameter, climb directories or reach a shell: quotes, backslashes,
- * slashes, control characters and the characters Windows refuses become `_`.
+ * `Content-Disposition` for a served file (RFC 6266), built by the `content-disposition`
+ * package (Express's own): a quoted ASCII `filename` for old clients and the exact name as
+ * UTF-8 in `filename*` (RFC 8187), each escaped by the package, never by hand.
  */
 export function contentDisposition(type: 'inline' | 'attachment', filename: string): string {
-  const ascii = filename
-    .normalize('NFKD')
-    .replace(/[\u0300-\u036f]/g, '') // "Facture é" → "Facture e"
-    .replace(/[^\x20-\x7e]|%/g, '_'); // some clients percent-decode `filename`
-  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
-  return `${type}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+  return buildContentDisposition(filename, { type, fallback: asciiFallback(filename) });
 }
 
-const EXTENSIONS: Record<string, string> = {
-  'application/pdf': 'pdf',
-  'text/html': 'html',
-  'text/plain': 'txt',
-  'image/png': 'png',
-  'image/jpeg': 'jpg',
-  'image/gif': 'gif',
-  'image/webp': 'webp',
-  'image/tiff': 'tif',
-  'application/zip': 'zip',
-  'application/xml': 'xml',
-  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
-  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
-  'application/msword': 'doc',
-  'application/x-cfb': 'doc',
-};
+/** "Facture é" → "Facture e"; anything else outside printable ASCII becomes `_`. */
+function asciiFallback(name: string): string {
+  return name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\x20-\x7e]|%/g, '_'); // some clients percent-decode `filename`
+}
 
-/** "Facture Acme 023315" + application/pdf → "Facture Acme 023315.pdf", cleaned. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * "Facture Acme 023315" + application/pdf → "Facture Acme 023315.pdf", with the extension
+ * of the type from `mime-types`. The name is NFKC-normalised *before* it is cleaned, so
+ * that fullwidth ＂ ＼ ／ (which NFKC and NFKD turn into `"` `\` `/`) are cleaned too: no
+ * quote, separator, control character or character Windows refuses is left in it.
+ */
 export function downloadName(documentName: string, contentType: string, thumbnail = false): string {
   const cleaned = documentName
+    .replace(LONE_SURROGATE, '\ufffd') // not encodable in UTF-8
+    .normalize('NFKC')
     .replace(/[\x00-\x1f\x7f"\\/:*?<>|]+/g, '_')
     .replace(/^[\s.]+|[\s.]+$/g, ''); // no hidden files, no trailing dots
-  // Cut by code points: half a surrogate pair would make encodeURIComponent throw.
+  // Cut by code points: half a surrogate pair would make percent-encoding throw.
   const base = Array.from(cleaned).slice(0, 120).join('').trim() || 'document';
-  const ext = thumbnail ? 'png' : (EXTENSIONS[contentType.split(';')[0].trim()] ?? 'bin');
+  const ext = thumbnail ? 'png' : extension(contentType) || 'bin';
   return `${base}${thumbnail ? '-thumbnail' : ''}.${ext}`;
 }
