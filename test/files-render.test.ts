@@ -26,6 +26,12 @@ describe('Chromium', () => {
     expect(packaged.args).not.toContain('--disable-web-security');
   });
 
+  it('launches every Chromium with its shared memory outside /dev/shm (64 MB in Docker)', async () => {
+    for (const c of [await resolveChromium('/opt/chrome/chrome'), await resolveChromium(undefined, () => true), await resolveChromium(undefined, () => false)]) {
+      expect(c.args, c.source).toContain('--disable-dev-shm-usage');
+    }
+  });
+
   const launches = [
     ['the default Chromium', () => resolveChromium(undefined)],
     ['the packaged @sparticuz/chromium', () => resolveChromium(undefined, () => false)],

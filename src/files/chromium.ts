@@ -23,6 +23,9 @@ const OUR_ARGS = [
   '--disable-sync',
   '--no-first-run',
   '--disable-gpu',
+  // Docker gives /dev/shm 64 MB by default, which a large page's render overflows and crashes
+  // on; shared memory then goes to /tmp instead.
+  '--disable-dev-shm-usage',
   '--disable-extensions',
   '--mute-audio',
 ];
