@@ -1,4 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import { sqlArray } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
 import { connections, subscriptions, users } from '../db/schema/index.js';
 import { AppError } from '../errors.js';
@@ -6,6 +7,7 @@ import { wasErased } from './erase.js';
 import { recordEvents, type EventType } from '../events/record.js';
 import type { SyncedConnection } from '../inbound/payloads.js';
 import { enqueueMany } from '../jobs/enqueue.js';
+import { fileJobKey } from '../jobs/keys.js';
 import type { Settings } from '../settings.js';
 import { presentSubscription } from '../present/presenters.js';
 
@@ -138,7 +140,7 @@ async function archiveMissingSubscriptions(tx: Tx, conn: SyncedConnection): Prom
   const rows = await tx.execute<{ id: number }>(sql`
     update subscriptions set deleted = ${(conn.last_update ?? new Date()).toISOString()}::timestamptz
     where connection_id = ${conn.id} and deleted is null
-      and not (id = any(${`{${listed.join(',')}}`}::bigint[]))
+      and not (id = any(${sqlArray(listed, 'bigint')}))
     returning id::float8 as id`);
   return rows.map((r) => Number(r.id));
 }
@@ -210,12 +212,12 @@ async function queueFileJobs(tx: Tx, documentIds: number[]): Promise<void> {
   await tx.execute(sql`
     insert into document_files (document_id, status)
     select id, case when source_url is null then 'none' else 'pending' end
-    from documents where id = any(${`{${documentIds.join(',')}}`}::bigint[])
+    from documents where id = any(${sqlArray(documentIds, 'bigint')})
     on conflict (document_id) do nothing`);
   await enqueueMany(
     tx,
     'fetch_document_file',
-    documentIds.map((documentId) => ({ payload: { documentId }, jobKey: `file:${documentId}` })),
+    documentIds.map((documentId) => ({ payload: { documentId }, jobKey: fileJobKey(documentId) })),
   );
 }
 

@@ -2,7 +2,7 @@ import { eq, sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { connections, erasures, users } from '../db/schema/index.js';
 import { deleteUnreferencedBlobs } from '../files/store.js';
-import { captchaJobKey } from '../jobs/keys.js';
+import { captchaJobKey, removeJobs } from '../jobs/keys.js';
 
 /**
  * Erasure for good (CONTRACT.md §3 CONNECTION_DELETED / USER_DELETED, §5 DELETE): rows go
@@ -45,9 +45,7 @@ async function blobsOfDocuments(tx: Tx, where: SQL): Promise<string[]> {
 }
 
 async function cancelCaptchaResyncs(tx: Tx, connectionIds: number[]): Promise<void> {
-  if (connectionIds.length === 0) return;
-  const keys = `{${connectionIds.map(captchaJobKey).join(',')}}`;
-  await tx.execute(sql`select graphile_worker.remove_job(k) from unnest(${keys}::text[]) as k`);
+  await removeJobs(tx, connectionIds.map(captchaJobKey));
 }
 
 /** Whether a sync's user or connection was erased: its data must not come back. */

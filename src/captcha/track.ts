@@ -4,7 +4,7 @@ import type { Tx } from '../db/client.js';
 import { connections } from '../db/schema/index.js';
 import { recordEvents } from '../events/record.js';
 import { enqueue, enqueueMany } from '../jobs/enqueue.js';
-import { captchaJobKey } from '../jobs/keys.js';
+import { captchaJobKey, removeJobs } from '../jobs/keys.js';
 import type { Logger } from '../logger.js';
 import type { Settings } from '../settings.js';
 import { addHistory } from './history.js';
@@ -73,7 +73,7 @@ export async function trackCaptcha(
       .set({ captchaStatus: set.status, captchaAttempts: set.attempts, captchaNextRetryAt: set.nextRetryAt, updatedAt: sql`now()` })
       .where(eq(connections.id, conn.id))
       .returning();
-  const cancelJob = () => tx.execute(sql`select graphile_worker.remove_job(${captchaJobKey(conn.id)}::text)`);
+  const cancelJob = () => removeJobs(tx, [captchaJobKey(conn.id)]);
 
   switch (decision.kind) {
     case 'none':
@@ -180,9 +180,6 @@ export async function applyCaptchaSwitch(tx: Tx, update: Partial<Settings>): Pro
         select id, 'disabled', captcha_attempts, 'captcha.enabled turned to "0": pending retry cancelled' from moved
       )
       select id::float8 as id from moved`);
-    if (rows.length > 0) {
-      const keys = `{${rows.map((r) => captchaJobKey(Number(r.id))).join(',')}}`;
-      await tx.execute(sql`select graphile_worker.remove_job(k) from unnest(${keys}::text[]) as k`);
-    }
+    await removeJobs(tx, rows.map((r) => captchaJobKey(Number(r.id))));
   }
 }

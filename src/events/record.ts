@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import type { JobPayload } from '../jobs/catalog.js';
 import { enqueueMany } from '../jobs/enqueue.js';
+import { deliveryBatchJobKey, failingEndpointQueue, messageJobKey, svixJobKey } from '../jobs/keys.js';
 
 /**
  * The events customers receive (CONTRACT.md §8). Recorded in the transaction of the change
@@ -38,16 +39,8 @@ export interface NewEvent {
 
 export const newEventId = () => `evt_${randomUUID().replaceAll('-', '')}`;
 
-/**
- * The queue of a failing endpoint's deliveries. Healthy endpoints' messages run in no
- * queue (in parallel, as fast as the worker goes); once an endpoint fails, its messages
- * are delivered one at a time in this queue, so a slow or dead receiver holds at most one
- * worker slot however many messages it has waiting (see notify/deliver.ts).
- */
 /** At most this many messages in one `deliver_messages` job. */
 export const deliveryBatchSize = 100;
-
-export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId}`;
 
 /**
  * Record events and fan them out; returns the ids of the events not recorded before.
@@ -95,20 +88,20 @@ export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> 
     'deliver_message',
     messages
       .filter((m) => m.failing)
-      .map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: `msg:${m.id}`, queueName: failingEndpointQueue(m.endpoint_id!) })),
+      .map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: messageJobKey(m.id), queueName: failingEndpointQueue(m.endpoint_id!) })),
   );
   // Healthy endpoints: batch jobs keyed by endpoint and batch number. Messages fanned out
   // while such a job waits join it (graphile-worker concatenates array payloads under one
   // key), so a burst of events makes a few jobs per endpoint, never one per message.
   const batches = new Map<string, JobPayload<'deliver_messages'>>();
   for (const m of messages.filter((m) => !m.failing)) {
-    const key = `deliver:${m.endpoint_id}:${Math.floor(Number(m.seq) / deliveryBatchSize)}`;
+    const key = deliveryBatchJobKey(m.endpoint_id!, Number(m.seq), deliveryBatchSize);
     const batch = batches.get(key) ?? [];
     batch.push({ messageId: m.id, attempt: 1 });
     batches.set(key, batch);
   }
   await enqueueMany(tx, 'deliver_messages', [...batches].map(([jobKey, payload]) => ({ payload, jobKey })));
   const toSvix = out.filter((r) => r.kind === 'svix');
-  await enqueueMany(tx, 'publish_event', toSvix.map((e) => ({ payload: { eventId: e.id }, jobKey: `svix:${e.id}` })));
+  await enqueueMany(tx, 'publish_event', toSvix.map((e) => ({ payload: { eventId: e.id }, jobKey: svixJobKey(e.id) })));
   return out.filter((r) => r.kind === 'event').map((r) => r.id);
 }

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { and, eq, sql } from 'drizzle-orm';
+import { sqlArray } from '../db/arrays.js';
 import type { Db, Tx } from '../db/client.js';
 import { blobChunks, blobs } from '../db/schema/index.js';
 
@@ -96,7 +97,7 @@ export async function deleteUnreferencedBlobs(tx: Tx, candidates: string[]): Pro
   await tx.execute(sql`select pg_advisory_xact_lock(${BLOB_LOCK})`);
   await tx.execute(sql`
     delete from blobs b
-    where b.sha256 = any(${`{${candidates.join(',')}}`}::text[])
+    where b.sha256 = any(${sqlArray(candidates, 'text')})
       and not exists (select 1 from document_files f where f.sha256 = b.sha256)
       and not exists (select 1 from document_files f where f.original_sha256 = b.sha256)
       and not exists (select 1 from document_files f where f.thumbnail_sha256 = b.sha256)`);

@@ -7,6 +7,7 @@ import type { Deps } from '../deps.js';
 import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
+import { announceJobKey } from '../jobs/keys.js';
 import { sharedRenderer, type HtmlRenderer } from './chromium.js';
 import { createFetchDispatcher, defaultFetchLimits, download, FetchError, type Downloaded } from './fetch.js';
 import { pdfThumbnail } from './pdf.js';
@@ -183,7 +184,7 @@ async function settle(deps: Deps, store: BlobStore, documentId: number, s: Settl
         .set({ status: 'failed', error: s.error, updatedAt: sql`now()` })
         .where(eq(documentFiles.documentId, documentId));
     }
-    await enqueue(tx, 'announce_document', { documentId }, { jobKey: `announce:${documentId}` });
+    await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId) });
   });
 }
 
@@ -194,6 +195,6 @@ async function settleWithoutFile(deps: Deps, documentId: number): Promise<void> 
       .insert(documentFiles)
       .values({ documentId, status: 'none' })
       .onConflictDoUpdate({ target: documentFiles.documentId, set: { status: 'none' }, where: sql`${documentFiles.status} = 'pending'` });
-    await enqueue(tx, 'announce_document', { documentId }, { jobKey: `announce:${documentId}` });
+    await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId) });
   });
 }

@@ -1,5 +1,43 @@
+import { sql } from 'drizzle-orm';
+import { sqlArray } from '../db/arrays.js';
+import type { Tx } from '../db/client.js';
+
 /**
- * Job keys shared by the code that queues a job and the code that cancels it: one
- * spelling, so that erasure removes exactly the job the captcha tracking queued.
+ * Every job key and queue name, in one place: the code that queues a job and the code
+ * that replaces or cancels it must spell its key the same way. A key deduplicates (a job
+ * added again under a pending job's key replaces it); see jobs/catalog.ts for the tasks.
  */
+
+/** `fetch_document_file` of one new document. */
+export const fileJobKey = (documentId: number) => `file:${documentId}`;
+/** `announce_document` of one document whose file is settled. */
+export const announceJobKey = (documentId: number) => `announce:${documentId}`;
+/** `send_document_email` of one announced document. */
+export const emailJobKey = (documentId: number) => `email:${documentId}`;
+/** `deliver_message` of one message: its next attempt. */
+export const messageJobKey = (messageId: string) => `msg:${messageId}`;
+/**
+ * `deliver_messages`, the batch job of a healthy endpoint's first attempts: messages
+ * fanned out while it waits join it (graphile-worker concatenates array payloads under one
+ * key), up to `batchSize` consecutive messages (by `seq`) per key.
+ */
+export const deliveryBatchJobKey = (endpointId: string, seq: number, batchSize: number) =>
+  `deliver:${endpointId}:${Math.floor(seq / batchSize)}`;
+/** `publish_event` of one event, in Svix API mode. */
+export const svixJobKey = (eventId: string) => `svix:${eventId}`;
+/** `captcha_resync` of one connection: at most one pending retry per connection. */
 export const captchaJobKey = (connectionId: number) => `captcha:${connectionId}`;
+
+/**
+ * The queue of a failing endpoint's deliveries. Healthy endpoints' messages run in no
+ * queue (in parallel, as fast as the worker goes); once an endpoint fails, its messages
+ * are delivered one at a time in this queue, so a slow or dead receiver holds at most one
+ * worker slot however many messages it has waiting (see notify/deliver.ts).
+ */
+export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId}`;
+
+/** Cancel the jobs of these keys on the caller's transaction (graphile-worker lets one already running finish, and not retry). */
+export async function removeJobs(tx: Tx, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await tx.execute(sql`select graphile_worker.remove_job(k) from unnest(${sqlArray(keys, 'text')}) as k`);
+}

@@ -4,6 +4,7 @@ import { documentFiles, documents, emailDeliveries, emailSettings, subscriptions
 import { recordEvents } from '../events/record.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
+import { emailJobKey } from '../jobs/keys.js';
 import { documentTypesToNotify, readSettings } from '../settings.js';
 import { mailMessageId } from './mail.js';
 
@@ -52,7 +53,7 @@ export const announceDocument: JobHandlerFactory<'announce_document'> = (deps) =
         .values({ documentId: d.id, userId: d.userId, to: mail.to, messageId: mailMessageId(d.id, d.userId), status: 'pending' })
         .onConflictDoNothing()
         .returning({ documentId: emailDeliveries.documentId });
-      if (created.length) await enqueue(tx, 'send_document_email', { documentId: d.id }, { jobKey: `email:${d.id}` });
+      if (created.length) await enqueue(tx, 'send_document_email', { documentId: d.id }, { jobKey: emailJobKey(d.id) });
     }
   });
 };

@@ -1,8 +1,9 @@
 import { and, eq, sql } from 'drizzle-orm';
+import { sqlArray } from '../db/arrays.js';
 import { deliveryAttempts, messages, webhookEndpoints } from '../db/schema/index.js';
-import { failingEndpointQueue } from '../events/record.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
+import { failingEndpointQueue, messageJobKey } from '../jobs/keys.js';
 import type { Db } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { enqueueMany } from '../jobs/enqueue.js';
@@ -74,7 +75,7 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
     from messages m
     join webhook_endpoints e on e.id = m.endpoint_id
     join events ev on ev.id = m.event_id
-    where m.id = any(${`{${items.map((i) => i.messageId).join(',')}}`}::text[])`);
+    where m.id = any(${sqlArray(items.map((i) => i.messageId), 'text')})`);
   const byId = new Map(rows.map((r) => [r.id, r]));
 
   const toSend: { item: Item; m: MessageToSend; endpoint: EndpointState }[] = [];
@@ -95,12 +96,12 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
   if (disabled.length) {
     await deps.db.execute(sql`
       update messages set status = 'failed', next_attempt_at = null
-      where id = any(${`{${disabled.join(',')}}`}::text[]) and status = 'pending'`);
+      where id = any(${sqlArray(disabled, 'text')}) and status = 'pending'`);
   }
   await enqueueMany(
     deps.db,
     'deliver_message',
-    toLane.map((item) => ({ payload: item, jobKey: `msg:${item.messageId}`, queueName: failingEndpointQueue(byId.get(item.messageId)!.endpoint_id) })),
+    toLane.map((item) => ({ payload: item, jobKey: messageJobKey(item.messageId), queueName: failingEndpointQueue(byId.get(item.messageId)!.endpoint_id) })),
   );
 
   const results = await mapBounded(toSend, parallelRequests, async ({ item, m, endpoint }) => {
@@ -178,7 +179,7 @@ async function recordFailure(deps: Deps, item: Item, endpoint: EndpointState, re
       })
       .where(eq(webhookEndpoints.id, endpoint.id));
     if (decision.kind === 'retry') {
-      await enqueue(tx, 'deliver_message', { messageId, attempt: attempt + 1 }, { jobKey: `msg:${messageId}`, runAt: nextAt!, queueName: lane });
+      await enqueue(tx, 'deliver_message', { messageId, attempt: attempt + 1 }, { jobKey: messageJobKey(messageId), runAt: nextAt!, queueName: lane });
     }
   });
   deps.log.info({ messageId, endpointId: endpoint.id, attempt, status: result.status, error: result.error, decision: decision.kind }, 'webhook delivery failed');

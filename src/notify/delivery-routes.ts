@@ -6,6 +6,7 @@ import type { Deps } from '../deps.js';
 import { deliveryAttempts, events, messages, webhookEndpoints } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { enqueueMany } from '../jobs/enqueue.js';
+import { messageJobKey } from '../jobs/keys.js';
 import { newRouter } from '../http/router.js';
 import { EndpointIdParam } from './endpoint-routes.js';
 
@@ -113,7 +114,7 @@ export function deliveryRoutes(deps: Deps) {
             ),
           )
           .returning({ id: messages.id });
-        await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: `msg:${m.id}` })));
+        await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: messageJobKey(m.id) })));
         return rows.length;
       });
       return c.json({ replayed }, 202);

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
-import { failingEndpointQueue } from '../events/record.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
+import { failingEndpointQueue, messageJobKey } from '../jobs/keys.js';
 
 /** How late a pending message must be before it counts as stranded. */
 export const strandedAfter = '15 minutes';
@@ -30,7 +30,7 @@ export const sweepStrandedMessages: JobHandlerFactory<'sweep_stranded_messages'>
     'deliver_message',
     stranded.map((m) => ({
       payload: { messageId: m.id, attempt: m.attempts + 1 },
-      jobKey: `msg:${m.id}`,
+      jobKey: messageJobKey(m.id),
       queueName: m.failing ? failingEndpointQueue(m.endpoint_id) : undefined,
     })),
   );
