@@ -4,8 +4,8 @@ import type { Tx } from '../db/client.js';
 import { connections, subscriptions, users } from '../db/schema/index.js';
 import { AppError } from '../errors.js';
 import { wasErased } from './erase.js';
+import type { ConnectionSync } from './sync.js';
 import { recordEvents, type EventType } from '../events/record.js';
-import type { SyncedConnection } from '../inbound/payloads.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import { fileJobKey } from '../jobs/keys.js';
 import type { Settings } from '../settings.js';
@@ -23,7 +23,7 @@ export interface SyncSummary {
 
 export type SyncOutcome = { status: 'processed'; summary: SyncSummary } | { status: 'stale' };
 
-export async function applyConnectionSync(tx: Tx, conn: SyncedConnection, settings: Settings): Promise<SyncOutcome> {
+export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings: Settings): Promise<SyncOutcome> {
   // A sync of an erased user or connection (late, or retried by the aggregator) is older
   // than its erasure: stale, and nothing comes back.
   if (await wasErased(tx, conn.id_user, conn.id)) return { status: 'stale' };
@@ -80,7 +80,7 @@ export async function applyConnectionSync(tx: Tx, conn: SyncedConnection, settin
  * syncs of one connection apply one after the other. Returns false for a stale sync: one
  * whose last_update is older than the one already applied.
  */
-async function lockConnection(tx: Tx, conn: SyncedConnection): Promise<boolean> {
+async function lockConnection(tx: Tx, conn: ConnectionSync): Promise<boolean> {
   const created = await tx
     .insert(connections)
     .values({ id: conn.id, userId: conn.id_user })
@@ -98,7 +98,7 @@ async function lockConnection(tx: Tx, conn: SyncedConnection): Promise<boolean> 
   return !(row.lastUpdate && conn.last_update && conn.last_update < row.lastUpdate);
 }
 
-async function upsertSubscriptions(tx: Tx, conn: SyncedConnection) {
+async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
   if (conn.subscriptions.length === 0) return { added: [] as number[], restored: [] as number[] };
   const input = conn.subscriptions.map((s) => ({
     id: s.id,
@@ -135,7 +135,7 @@ async function upsertSubscriptions(tx: Tx, conn: SyncedConnection) {
 }
 
 /** Flag the connection's subscriptions this successful sync did not list. */
-async function archiveMissingSubscriptions(tx: Tx, conn: SyncedConnection): Promise<number[]> {
+async function archiveMissingSubscriptions(tx: Tx, conn: ConnectionSync): Promise<number[]> {
   const listed = conn.subscriptions.map((s) => s.id);
   const rows = await tx.execute<{ id: number }>(sql`
     update subscriptions set deleted = ${(conn.last_update ?? new Date()).toISOString()}::timestamptz
@@ -150,7 +150,7 @@ async function archiveMissingSubscriptions(tx: Tx, conn: SyncedConnection): Prom
  * the ids of the added ones. `force_pdf` is stamped on new rows only: turning it on later
  * changes nothing for documents already seen.
  */
-async function upsertDocuments(tx: Tx, conn: SyncedConnection, forcePdf: boolean) {
+async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) {
   const input = conn.subscriptions.flatMap((s) =>
     s.documents.map((d) => ({
       id: d.id,

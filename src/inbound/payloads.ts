@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ConnectionSync } from '../archive/sync.js';
 import { parseCalendarDate, parseDateTime } from '../lib/dates.js';
 
 /**
@@ -125,3 +126,44 @@ export function inboundSchemas(timeZone: string) {
 export type InboundSchemas = ReturnType<typeof inboundSchemas>;
 export type ConnectionSynced = z.infer<InboundSchemas['connectionSynced']>;
 export type SyncedConnection = ConnectionSynced['connection'];
+
+/** The checked payload → the sync the archive applies: only what the archive reads. */
+export function connectionSyncOf(c: SyncedConnection): ConnectionSync {
+  return {
+    id: c.id,
+    id_user: c.id_user,
+    id_connector: c.id_connector,
+    state: c.state,
+    error_message: c.error_message,
+    last_update: c.last_update,
+    next_try: c.next_try,
+    active: c.active,
+    subscriptionsListed: c.subscriptionsListed,
+    subscriptions: c.subscriptions.map((s) => ({
+      id: s.id,
+      number: s.number,
+      label: s.label,
+      subscriber: s.subscriber,
+      validity: s.validity,
+      renewdate: s.renewdate,
+      last_update: s.last_update,
+      documents: s.documents.map((d) => ({
+        id: d.id,
+        name: d.name,
+        type: d.type,
+        date: d.date,
+        duedate: d.duedate,
+        number: d.number,
+        issuer: d.issuer,
+        total_amount: d.total_amount,
+        untaxed_amount: d.untaxed_amount,
+        vat: d.vat,
+        currency: d.currency,
+        income: d.income,
+        has_file_on_website: d.has_file_on_website,
+        url: d.url,
+        last_update: d.last_update,
+      })),
+    })),
+  };
+}

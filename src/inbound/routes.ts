@@ -10,7 +10,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { readSettings } from '../settings.js';
 import { readRawBody } from './body.js';
-import { inboundSchemas } from './payloads.js';
+import { connectionSyncOf, inboundSchemas } from './payloads.js';
 import { verifyPowensSignature } from './signature.js';
 
 const EVENTS = ['CONNECTION_SYNCED', 'CONNECTION_DELETED', 'USER_DELETED'] as const;
@@ -114,7 +114,7 @@ async function handle(
         const conn = body.payload.connection;
         await holdCaptchaSwitch(tx, conn); // before the connection row lock: see captcha/track.ts
         const settings = await readSettings(tx);
-        const outcome = await applyConnectionSync(tx, conn, settings);
+        const outcome = await applyConnectionSync(tx, connectionSyncOf(conn), settings);
         if (outcome.status === 'stale') await markOutcome(tx, key, 'stale');
         else await trackCaptcha(tx, conn, settings, { log: deps.log });
         return outcome;
