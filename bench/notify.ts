@@ -6,7 +6,7 @@ import { startWorker } from '../src/worker.js';
 import { report, startBenchService, stopPgServer } from './support.js';
 
 /**
- * CONTRACT.md §9 jobs: customer notifications delivered per second to a loopback receiver
+ * Jobs: customer notifications delivered per second to a loopback receiver
  * (signed, one HTTP POST each, attempt logged), as a ratio to graphile-worker's own no-op
  * job rate on the same database, same concurrency, in the same run. Target: ≥ 0.5.
  *

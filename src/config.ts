@@ -4,10 +4,11 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
 /**
- * The environment, parsed once (CONTRACT.md §1). Nothing else in the code base reads
+ * The environment, parsed once (README: Configuration). Nothing else in the code base reads
  * `process.env`: the parsed Config is passed in, so every part can be built with any
  * configuration in tests.
  */
+
 const flag = z.enum(['0', '1']).transform((v) => v === '1');
 const optionalString = z
   .string()

@@ -3,7 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
 /**
  * Every error the API can answer with. The code is part of the contract
- * (CONTRACT.md §2): clients switch on it, so never rename one.
+ * (the `code` of every error in /openapi.json): clients switch on it, so never rename one.
  */
 export const errorStatus = {
   bad_request: 400,

@@ -5,9 +5,10 @@ import { settings } from './db/schema/index.js';
 import { AppError } from './errors.js';
 
 /**
- * Powens-style configuration keys (CONTRACT.md §5): strings in, strings out. The defaults
- * live here; the table only holds keys that were changed.
+ * Powens-style configuration keys (`GET/POST /config`, see the README): strings in, strings
+ * out. The defaults live here; the table only holds keys that were changed.
  */
+
 const zeroOrOne = z.enum(['0', '1']);
 export const settingSchemas = {
   force_pdf: zeroOrOne,

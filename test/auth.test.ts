@@ -3,7 +3,7 @@ import { createTestContext, type TestContext } from './helpers/context.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 /**
- * CONTRACT.md §2 for every user route: 401 without or with an unknown token; a user token
+ * Bearer auth for every user route: 401 without or with an unknown token; a user token
  * reaches its own data through `me` and its id, and gets 404 — never 403, never the object —
  * for another user's id or objects. Admin-only routes answer a user token 404 too.
  */

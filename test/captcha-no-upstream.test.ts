@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §6: without UPSTREAM_API_URL retries are tracked and their due times shown,
+// Captcha retries without UPSTREAM_API_URL: retries are tracked and their due times shown,
 // nothing is requested, and the worker says so once.
 let ctx: TestContext;
 const lines: { level: number; msg: string }[] = [];

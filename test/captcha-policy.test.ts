@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, classifySync, decide, isCaptchaInduced } from '../src/captcha/policy.js';
+import { backoffMs, captchaStepForSync, classifySync, isCaptchaInduced } from '../src/captcha/policy.js';
 
-// CONTRACT.md §6, the pure part: no database here.
+// The captcha retry rule, the pure part: no database here.
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 
@@ -51,41 +51,41 @@ describe('backoffMs', () => {
   });
 });
 
-describe('decide', () => {
+describe('captchaStepForSync', () => {
   const on = { enabled: true, maxRetries: 3 };
   const off = { enabled: false, maxRetries: 3 };
   const r = () => 0;
 
   it('a captcha failure while disabled is counted, not retried, never given up', () => {
-    expect(decide({ status: null, attempts: 0 }, 'captcha', off, r)).toEqual({ kind: 'disabled', attempts: 1 });
-    expect(decide({ status: 'disabled', attempts: 7 }, 'captcha', off, r)).toEqual({ kind: 'disabled', attempts: 8 });
+    expect(captchaStepForSync({ status: null, attempts: 0 }, 'captcha', off, r)).toEqual({ kind: 'disabled', attempts: 1 });
+    expect(captchaStepForSync({ status: 'disabled', attempts: 7 }, 'captcha', off, r)).toEqual({ kind: 'disabled', attempts: 8 });
   });
 
   it('a captcha failure while enabled schedules the next retry with the backoff of its attempt', () => {
-    expect(decide({ status: null, attempts: 0 }, 'captcha', on, r)).toEqual({ kind: 'retry', attempts: 1, delayMs: 10 * MIN });
-    expect(decide({ status: 'retrying', attempts: 1 }, 'captcha', on, r)).toEqual({ kind: 'retry', attempts: 2, delayMs: 20 * MIN });
+    expect(captchaStepForSync({ status: null, attempts: 0 }, 'captcha', on, r)).toEqual({ kind: 'retry', attempts: 1, delayMs: 10 * MIN });
+    expect(captchaStepForSync({ status: 'retrying', attempts: 1 }, 'captcha', on, r)).toEqual({ kind: 'retry', attempts: 2, delayMs: 20 * MIN });
     // Switched on after failures while disabled: the count goes on.
-    expect(decide({ status: 'retrying', attempts: 1 }, 'captcha', { enabled: true, maxRetries: 6 }, r)).toMatchObject({ kind: 'retry', attempts: 2 });
+    expect(captchaStepForSync({ status: 'retrying', attempts: 1 }, 'captcha', { enabled: true, maxRetries: 6 }, r)).toMatchObject({ kind: 'retry', attempts: 2 });
   });
 
   it('gives up at captcha.max_retries attempts, announcing it once', () => {
-    expect(decide({ status: 'retrying', attempts: 2 }, 'captcha', on, r)).toEqual({ kind: 'gave_up', attempts: 3, announce: true });
-    expect(decide({ status: 'gave_up', attempts: 3 }, 'captcha', on, r)).toEqual({ kind: 'gave_up', attempts: 4, announce: false });
+    expect(captchaStepForSync({ status: 'retrying', attempts: 2 }, 'captcha', on, r)).toEqual({ kind: 'gave_up', attempts: 3, announce: true });
+    expect(captchaStepForSync({ status: 'gave_up', attempts: 3 }, 'captcha', on, r)).toEqual({ kind: 'gave_up', attempts: 4, announce: false });
     // Also when the limit was lowered below the count meanwhile.
-    expect(decide({ status: 'retrying', attempts: 5 }, 'captcha', on, r)).toEqual({ kind: 'gave_up', attempts: 6, announce: true });
+    expect(captchaStepForSync({ status: 'retrying', attempts: 5 }, 'captcha', on, r)).toEqual({ kind: 'gave_up', attempts: 6, announce: true });
     // A connection given up stays given up, even with retries switched off.
-    expect(decide({ status: 'gave_up', attempts: 3 }, 'captcha', off, r)).toMatchObject({ kind: 'gave_up', announce: false });
+    expect(captchaStepForSync({ status: 'gave_up', attempts: 3 }, 'captcha', off, r)).toMatchObject({ kind: 'gave_up', announce: false });
   });
 
   it('a successful sync recovers any captcha status with its attempt count, and is nothing otherwise', () => {
     for (const status of ['disabled', 'retrying', 'gave_up'] as const) {
-      expect(decide({ status, attempts: 4 }, 'success', on, r)).toEqual({ kind: 'recovered', attempts: 4 });
+      expect(captchaStepForSync({ status, attempts: 4 }, 'success', on, r)).toEqual({ kind: 'recovered', attempts: 4 });
     }
-    expect(decide({ status: null, attempts: 0 }, 'success', on, r)).toEqual({ kind: 'none' });
+    expect(captchaStepForSync({ status: null, attempts: 0 }, 'success', on, r)).toEqual({ kind: 'none' });
   });
 
   it('another failure in between is only noted: it neither counts nor resets', () => {
-    expect(decide({ status: 'retrying', attempts: 2 }, 'other_failure', on, r)).toEqual({ kind: 'note' });
-    expect(decide({ status: null, attempts: 0 }, 'other_failure', on, r)).toEqual({ kind: 'none' });
+    expect(captchaStepForSync({ status: 'retrying', attempts: 2 }, 'other_failure', on, r)).toEqual({ kind: 'note' });
+    expect(captchaStepForSync({ status: null, attempts: 0 }, 'other_failure', on, r)).toEqual({ kind: 'none' });
   });
 });

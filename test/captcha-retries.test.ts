@@ -6,7 +6,7 @@ import { createTestContext, fixture, type TestContext } from './helpers/context.
 import { syncedPayload } from './helpers/webhooks.js';
 
 /**
- * CONTRACT.md §6 end to end: real webhooks, the real worker, and a loopback HTTP server
+ * Captcha retries end to end: real webhooks, the real worker, and a loopback HTTP server
  * playing the aggregator API (it records every re-sync request). Time is moved by setting
  * the job's run_at in the database, never by waiting for the backoff.
  */

@@ -7,7 +7,7 @@ import { isPublicAddress } from '../src/files/address.js';
 import { createFetchDispatcher, defaultFetchLimits, download, FetchError } from '../src/files/fetch.js';
 import { startProviderSite, type ProviderSite } from './helpers/provider.js';
 
-// SSRF protection at its lowest level (CONTRACT.md §7): the address policy, and proof that
+// SSRF protection at its lowest level: the address policy, and proof that
 // a refused address is refused before any socket exists — no packet ever leaves.
 
 describe('isPublicAddress', () => {

@@ -9,7 +9,7 @@ import { createTestContext, type TestContext } from './helpers/context.js';
 import { makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §7 end to end: a sync adds documents, the real worker fetches their files
+// Document files end to end: a sync adds documents, the real worker fetches their files
 // from a provider website on loopback (so private networks are allowed in this file;
 // files-ssrf.test.ts runs with them refused), and the API serves them.
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, fixture, INBOUND_SECRET, type TestContext } from './helpers/context.js';
 import { powensHeaders, syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §3: signature, schema, idempotency, erasure webhooks.
+// Inbound webhooks: signature, schema, idempotency, erasure webhooks.
 let ctx: TestContext;
 beforeAll(async () => {
   ctx = await createTestContext();

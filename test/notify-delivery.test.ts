@@ -5,7 +5,7 @@ import { createEndpoint, makeDueNow, pendingJobs } from './helpers/notify.js';
 import { startReceiver, waitUntil, type Receiver } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §8 delivery, end to end: inbound webhook → diff → events → messages → worker
+// Customer webhook delivery, end to end: inbound webhook → diff → events → messages → worker
 // → a real HTTP receiver on 127.0.0.1 that checks every signature with svix's Webhook.verify.
 let ctx: TestContext;
 const receivers: Receiver[] = [];

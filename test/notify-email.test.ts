@@ -8,7 +8,7 @@ import { waitUntil } from './helpers/receiver.js';
 import { startSmtp, type SmtpSink } from './helpers/smtp.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §8 email: a real SMTP server on loopback receives the mails; mailparser reads them.
+// Email delivery: a real SMTP server on loopback receives the mails; mailparser reads them.
 let ctx: TestContext;
 let noSmtp: TestContext;
 let smtp: SmtpSink;

@@ -6,7 +6,7 @@ import { createEndpoint } from './helpers/notify.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §8 endpoints API: admin only, validated URLs, secrets shown once, rotation.
+// The webhook endpoints API: admin only, validated URLs, secrets shown once, rotation.
 let ctx: TestContext;
 let strict: TestContext;
 let userToken: string;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Webhook } from 'svix';
-import { decide, disableAfterFailingMs, maxAttempts, retryAfterMs, retryDelaysMs, withJitter } from '../src/notify/retry.js';
+import { disableAfterFailingMs, maxAttempts, nextStepAfterAttempt, retryAfterMs, retryDelaysMs, withJitter } from '../src/notify/retry.js';
 import { activeSecrets, newEndpointSecret, signedHeaders } from '../src/notify/signing.js';
 import { attachmentName, composeMail, formatAmount, mailMessageId } from '../src/notify/mail.js';
 
@@ -12,43 +12,43 @@ describe('retry decisions (Svix schedule)', () => {
   it('follows 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h and gives up after the 8th attempt', () => {
     const delays = [];
     for (let attempt = 1; attempt < maxAttempts; attempt++) {
-      const d = decide(attempt, { status: 500 }, healthy);
+      const d = nextStepAfterAttempt(attempt, { status: 500 }, healthy);
       expect(d.kind).toBe('retry');
       delays.push((d as { delayMs: number }).delayMs);
     }
     expect(delays).toEqual([5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
     expect(maxAttempts).toBe(8);
-    expect(decide(8, { status: 500 }, healthy)).toEqual({ kind: 'failed', reason: 'attempts_exhausted' });
-    expect(decide(1, { status: null }, healthy).kind).toBe('retry');
+    expect(nextStepAfterAttempt(8, { status: 500 }, healthy)).toEqual({ kind: 'failed', reason: 'attempts_exhausted' });
+    expect(nextStepAfterAttempt(1, { status: null }, healthy).kind).toBe('retry');
   });
 
   it('adds ±10 % jitter', () => {
     expect(withJitter(10_000, () => 0)).toBe(9_000);
     expect(withJitter(10_000, () => 0.999999)).toBe(11_000);
-    const seen = new Set(Array.from({ length: 20 }, () => (decide(1, { status: 500 }, { now, failingSinceMs: null }) as { delayMs: number }).delayMs));
+    const seen = new Set(Array.from({ length: 20 }, () => (nextStepAfterAttempt(1, { status: 500 }, { now, failingSinceMs: null }) as { delayMs: number }).delayMs));
     expect(seen.size).toBeGreaterThan(1);
     for (const d of seen) expect(d >= 4_500 && d <= 5_500).toBe(true);
   });
 
   it('treats any 2xx as success and 3xx (redirects are not followed) as failure', () => {
-    for (const status of [200, 201, 204, 299]) expect(decide(3, { status }, healthy)).toEqual({ kind: 'succeeded' });
-    for (const status of [301, 302, 400, 404, 500]) expect(decide(1, { status }, healthy).kind).toBe('retry');
+    for (const status of [200, 201, 204, 299]) expect(nextStepAfterAttempt(3, { status }, healthy)).toEqual({ kind: 'succeeded' });
+    for (const status of [301, 302, 400, 404, 500]) expect(nextStepAfterAttempt(1, { status }, healthy).kind).toBe('retry');
   });
 
   it('disables on 410, and after 5 days of failures', () => {
-    expect(decide(1, { status: 410 }, healthy)).toEqual({ kind: 'disable_endpoint', reason: 'gone' });
-    expect(decide(2, { status: 500 }, { ...healthy, failingSinceMs: now - disableAfterFailingMs + 1000 }).kind).toBe('retry');
-    expect(decide(2, { status: 500 }, { ...healthy, failingSinceMs: now - disableAfterFailingMs })).toEqual({ kind: 'disable_endpoint', reason: 'failing_for_5_days' });
+    expect(nextStepAfterAttempt(1, { status: 410 }, healthy)).toEqual({ kind: 'disable_endpoint', reason: 'gone' });
+    expect(nextStepAfterAttempt(2, { status: 500 }, { ...healthy, failingSinceMs: now - disableAfterFailingMs + 1000 }).kind).toBe('retry');
+    expect(nextStepAfterAttempt(2, { status: 500 }, { ...healthy, failingSinceMs: now - disableAfterFailingMs })).toEqual({ kind: 'disable_endpoint', reason: 'failing_for_5_days' });
     // A success ends the run whatever its age.
-    expect(decide(2, { status: 200 }, { ...healthy, failingSinceMs: now - 10 * disableAfterFailingMs }).kind).toBe('succeeded');
+    expect(nextStepAfterAttempt(2, { status: 200 }, { ...healthy, failingSinceMs: now - 10 * disableAfterFailingMs }).kind).toBe('succeeded');
   });
 
   it('honours Retry-After (seconds or HTTP date) on 429 and 503 only, capped at the longest step', () => {
-    expect(decide(1, { status: 429, retryAfter: '30' }, healthy)).toEqual({ kind: 'retry', delayMs: 30_000 });
-    expect(decide(1, { status: 503, retryAfter: new Date(now + 90_000).toUTCString() }, healthy)).toEqual({ kind: 'retry', delayMs: 90_000 });
-    expect(decide(1, { status: 429, retryAfter: '999999' }, healthy)).toEqual({ kind: 'retry', delayMs: retryDelaysMs.at(-1) });
-    expect(decide(1, { status: 500, retryAfter: '30' }, healthy)).toEqual({ kind: 'retry', delayMs: 5_000 });
-    expect(decide(1, { status: 429, retryAfter: 'soon' }, healthy)).toEqual({ kind: 'retry', delayMs: 5_000 });
+    expect(nextStepAfterAttempt(1, { status: 429, retryAfter: '30' }, healthy)).toEqual({ kind: 'retry', delayMs: 30_000 });
+    expect(nextStepAfterAttempt(1, { status: 503, retryAfter: new Date(now + 90_000).toUTCString() }, healthy)).toEqual({ kind: 'retry', delayMs: 90_000 });
+    expect(nextStepAfterAttempt(1, { status: 429, retryAfter: '999999' }, healthy)).toEqual({ kind: 'retry', delayMs: retryDelaysMs.at(-1) });
+    expect(nextStepAfterAttempt(1, { status: 500, retryAfter: '30' }, healthy)).toEqual({ kind: 'retry', delayMs: 5_000 });
+    expect(nextStepAfterAttempt(1, { status: 429, retryAfter: 'soon' }, healthy)).toEqual({ kind: 'retry', delayMs: 5_000 });
     expect(retryAfterMs(undefined, now)).toBeNull();
     expect(retryAfterMs(new Date(now - 5000).toUTCString(), now)).toBe(0);
   });

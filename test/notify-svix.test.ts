@@ -7,7 +7,7 @@ import { waitUntil } from './helpers/receiver.js';
 import { startFakeSvix, type FakeSvix } from './helpers/svix-server.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// Svix API mode (CONTRACT.md §1, §8): with SVIX_API_KEY set, endpoints are mirrored to one
+// Svix API mode: with SVIX_API_KEY set, endpoints are mirrored to one
 // Svix application and each event is published once (eventId and idempotency key = our id).
 let ctx: TestContext;
 let svix: FakeSvix;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §5: lists, pagination, filters, date fields, /config, /health, /openapi.json.
+// The read API: lists, pagination, filters, date fields, /config, /health, /openapi.json.
 let ctx: TestContext;
 beforeAll(async () => {
   ctx = await createTestContext();

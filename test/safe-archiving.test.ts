@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
-// CONTRACT.md §4, one connection per test so that tests do not see each other's rows.
+// The safe archiving rule, one connection per test so that tests do not see each other's rows.
 let ctx: TestContext;
 beforeAll(async () => {
   ctx = await createTestContext();

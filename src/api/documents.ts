@@ -59,7 +59,7 @@ type Query = z.infer<typeof ListQuery>;
 export function documentRoutes(deps: Deps) {
   const { db } = deps;
 
-  /** Totals and date bounds over every match, then one page of it (CONTRACT.md §5). */
+  /** Totals and date bounds over every match, then one page of it. */
   const list = async (scope: SQL[], q: Query, hideDeletedSubscriptions: boolean) => {
     const where = [...scope];
     if (q.type) where.push(eq(documents.type, q.type));

@@ -11,11 +11,6 @@ import { fileJobKey } from '../jobs/keys.js';
 import type { Settings } from '../settings.js';
 import { presentSubscription } from '../present/presenters.js';
 
-/**
- * The safe archiving rule (CONTRACT.md §4), applied to one CONNECTION_SYNCED in the
- * caller's transaction. Set-based: each step is one statement over the whole payload,
- * whatever its size; nothing is queried per subscription or per document.
- */
 export interface SyncSummary {
   subscriptions: { added: number; deleted: number; restored: number; unchanged: number };
   documents: { added: number; updated: number; unchanged: number };
@@ -23,6 +18,11 @@ export interface SyncSummary {
 
 export type SyncOutcome = { status: 'processed'; summary: SyncSummary } | { status: 'stale' };
 
+/**
+ * The safe archiving rule (README, introduction, point 2), applied to one CONNECTION_SYNCED
+ * in the caller's transaction. Set-based: each step is one statement over the whole
+ * payload, whatever its size; nothing is queried per subscription or per document.
+ */
 export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings: Settings): Promise<SyncOutcome> {
   // A sync of an erased user or connection (late, or retried by the aggregator) is older
   // than its erasure: stale, and nothing comes back.

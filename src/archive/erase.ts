@@ -5,12 +5,14 @@ import { deleteUnreferencedBlobs } from '../files/store.js';
 import { captchaJobKey, removeJobs } from '../jobs/keys.js';
 
 /**
- * Erasure for good (CONTRACT.md §3 CONNECTION_DELETED / USER_DELETED, §5 DELETE): rows go
- * by cascade, then the blobs no one references any more. Jobs already queued for erased
- * rows find nothing and end as no-ops; pending captcha re-syncs are removed outright so
- * that no request is sent upstream for a connection that is gone. The erased id is kept
- * (and nothing else), so that a late sync of it is refused (see wasErased).
+ * Erasure for good (CONNECTION_DELETED, USER_DELETED, and the API's
+ * `DELETE /users/{u}/connections/{id}`): rows go by cascade, then the blobs no one
+ * references any more. Jobs already queued for erased rows find nothing and end as no-ops; pending captcha
+ * re-syncs are removed outright so that no request is sent upstream for a connection that
+ * is gone. The erased id is kept (and nothing else), so that a late sync of it is refused
+ * (see wasErased).
  */
+
 export async function eraseConnection(tx: Tx, connectionId: number): Promise<boolean> {
   await tx.insert(erasures).values({ kind: 'connection', id: connectionId }).onConflictDoNothing();
   const blobs = await blobsOfDocuments(tx, sql`d.subscription_id in (select id from subscriptions where connection_id = ${connectionId})`);

@@ -1,7 +1,8 @@
 /**
- * The captcha retry rule (CONTRACT.md §6) as pure functions: what a sync means, how long
- * to wait, and what to do. No I/O here, so every branch is unit-tested without a database
- * (test/captcha-policy.test.ts); track.ts applies the decisions in a transaction.
+ * The captcha retry rule (README, introduction, point 4) as pure functions: what a sync
+ * means, how long to wait, and what to do. No I/O here, so every branch is unit-tested
+ * without a database (test/captcha-policy.test.ts); track.ts applies the decisions in a
+ * transaction.
  */
 
 export type CaptchaStatus = 'disabled' | 'retrying' | 'gave_up';
@@ -75,7 +76,7 @@ export type CaptchaDecision =
   | { kind: 'gave_up'; attempts: number; announce: boolean }
   | { kind: 'recovered'; attempts: number };
 
-export function decide(
+export function captchaStepForSync(
   current: CaptchaTracking,
   sync: SyncKind,
   settings: CaptchaSettings,

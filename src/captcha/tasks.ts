@@ -10,7 +10,7 @@ import { announce, RESYNC_MAX_ATTEMPTS } from './track.js';
 import { requestResync } from './upstream.js';
 
 /**
- * captcha_resync — ask the aggregator to re-sync one connection (CONTRACT.md §6).
+ * captcha_resync — ask the aggregator to re-sync one connection.
  *
  * The job is done once the aggregator *accepted* the request: whether the captcha is gone
  * is for the next CONNECTION_SYNCED to say (trackCaptcha counts it, schedules the next

@@ -8,17 +8,19 @@ import { captchaJobKey, removeJobs } from '../jobs/keys.js';
 import type { Logger } from '../logger.js';
 import type { Settings } from '../settings.js';
 import { addHistory } from './history.js';
-import { classifySync, decide, isCaptchaInduced, type CaptchaStatus, type SyncState } from './policy.js';
+import { captchaStepForSync, classifySync, isCaptchaInduced, type CaptchaStatus, type SyncState } from './policy.js';
 
 /**
- * Captcha tracking in the caller's transaction (CONTRACT.md §6): the CONNECTION_SYNCED
+ * Captcha tracking in the caller's transaction: the CONNECTION_SYNCED
  * transaction (trackCaptcha) and the POST /config one (applyCaptchaSwitch). Rows, history,
  * re-sync job and events commit together with the sync or the config change, or not at all.
  */
 
 /**
- * How many times one re-sync request is tried against the aggregator (graphile-worker's
- * backoff: e^n seconds, ~9.6 h in all for 10) before the connection is given up.
+ * How many times one re-sync request is tried against the aggregator before the
+ * connection is given up. graphile-worker waits e^n seconds after failed try n
+ * (`exp(least(attempts, 10))`): the 9 waits before the 10th try add up to about 3.6 h
+ * (12,817 s; the last one alone is 2.25 h).
  */
 export const RESYNC_MAX_ATTEMPTS = 10;
 
@@ -60,7 +62,7 @@ export async function trackCaptcha(
     .where(eq(connections.id, conn.id));
   if (!row) return { kind: 'none' as const };
   const previous = row.status as CaptchaStatus | null;
-  const decision = decide(
+  const decision = captchaStepForSync(
     { status: previous, attempts: row.attempts },
     classifySync(conn),
     { enabled: settings['captcha.enabled'] === '1', maxRetries: Number(settings['captcha.max_retries']) },
@@ -126,7 +128,7 @@ export async function trackCaptcha(
 }
 
 /**
- * `data: {connection, attempts}` (CONTRACT.md §8). The key names the history row that
+ * `data: {connection, attempts}`. The key names the history row that
  * ended the run, so each run of failures is announced once, however often it is replayed.
  */
 export async function announce(

@@ -1,8 +1,9 @@
 /**
- * The aggregator's re-sync call (CONTRACT.md §6): `PUT {UPSTREAM_API_URL}/users/{id_user}/
+ * The aggregator's re-sync call: `PUT {UPSTREAM_API_URL}/users/{id_user}/
  * connections/{id}` with the bearer token — Powens' "force a synchronisation" request. Its
  * answer only says the request was taken; the outcome comes later as a CONNECTION_SYNCED.
  */
+
 export interface Upstream {
   url: string;
   token?: string;

@@ -6,10 +6,11 @@ import { enqueueMany } from '../jobs/enqueue.js';
 import { deliveryBatchJobKey, failingEndpointQueue, messageJobKey, svixJobKey } from '../jobs/keys.js';
 
 /**
- * The events customers receive (CONTRACT.md §8). Recorded in the transaction of the change
- * that caused them (the outbox pattern): if the change commits, the event, its messages and
- * their delivery jobs exist; if it rolls back, none of them ever did.
+ * The events customers receive (README, introduction, point 3). Recorded in the transaction
+ * of the change that caused them (the outbox pattern): if the change commits, the event,
+ * its messages and their delivery jobs exist; if it rolls back, none of them ever did.
  */
+
 export type EventType =
   | 'document.created'
   | 'subscription.created'

@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 
 /**
- * Which IP addresses a document download may connect to (SSRF protection, CONTRACT.md §7).
+ * Which IP addresses a document download may connect to (SSRF protection).
  * Everything that is not global unicast is refused: loopback, RFC 1918, CGNAT, link-local
  * (cloud metadata at 169.254.169.254 and fd00:ec2::254), multicast, unspecified,
  * documentation, benchmarking and reserved ranges, and the IPv6 forms that embed an IPv4

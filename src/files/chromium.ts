@@ -2,12 +2,13 @@ import { existsSync } from 'node:fs';
 import puppeteer, { type Browser } from 'puppeteer-core';
 
 /**
- * Headless Chromium for HTML documents (CONTRACT.md §7): HTML → PDF when force_pdf was on,
+ * Headless Chromium for HTML documents: HTML → PDF when force_pdf was on,
  * and a PNG of the first screen as thumbnail. The page is a stored file, so it is rendered
  * with JavaScript off and every network request refused: the one navigation is answered
  * from memory, anything else (images, styles, fonts, beacons) is aborted inside the
  * browser before a connection is made.
  */
+
 export interface ChromiumLaunch {
   executablePath: string;
   headless: true | 'shell';

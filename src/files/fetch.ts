@@ -7,15 +7,6 @@ import { pipeline } from 'node:stream/promises';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import { isPublicAddress } from './address.js';
 
-/**
- * Download a document's file from the provider (CONTRACT.md §7), safely:
- * - every connection goes through one connector that refuses non-public addresses, both
- *   for literal IPs and for every address a name resolves to, *before* a socket is
- *   opened (so that a check cannot be raced by a second DNS answer, and no packet leaves);
- * - redirects are followed by hand, a few times, each hop through the same connector;
- * - the byte limit is enforced while streaming to a file, hashing on the way, so memory
- *   does not grow with the size of the file.
- */
 export interface FetchLimits {
   maxBytes: number;
   allowPrivateNetworks: boolean;
@@ -133,7 +124,16 @@ function parseUrl(raw: string, base?: URL): URL {
   return url;
 }
 
-/** Stream `source` into `path`, following redirects; the caller deletes `path`. */
+/**
+ * Download a document's file from the provider: stream `source` into `path` (the caller
+ * deletes it), safely:
+ * - every connection goes through one connector that refuses non-public addresses, both
+ *   for literal IPs and for every address a name resolves to, *before* a socket is
+ *   opened (so that a check cannot be raced by a second DNS answer, and no packet leaves);
+ * - redirects are followed by hand, a few times, each hop through the same connector;
+ * - the byte limit is enforced while streaming to a file, hashing on the way, so memory
+ *   does not grow with the size of the file.
+ */
 export async function download(
   source: string,
   path: string,

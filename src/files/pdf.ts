@@ -7,6 +7,7 @@ import { getDocument } from 'pdfjs-dist/legacy/build/pdf.mjs';
  * which pdf.js 5 uses in Node through `doc.canvasFactory`), and the text of a page (tests
  * use it to prove a conversion holds the page's words).
  */
+
 const require = createRequire(import.meta.url);
 // The 14 standard PDF fonts are not embedded in many PDFs: pdf.js draws them from these files.
 const standardFontDataUrl = join(dirname(require.resolve('pdfjs-dist/package.json')), 'standard_fonts') + '/';

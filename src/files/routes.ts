@@ -11,10 +11,11 @@ import { verifyFileLink, type FileVariant } from '../lib/file-links.js';
 import { PgBlobStore, type BlobStore } from './store.js';
 
 /**
- * The bytes of a document's file (CONTRACT.md §7): through a signed, expiring link
+ * The bytes of a document's file (its `url` and `thumb_url`): through a signed, expiring link
  * (`/files/{id}?exp&sig`, no token — the link is the credential) or, for an authenticated
  * client, `/users/{u}/documents/{id}/file`. Served chunk by chunk from the blob store.
  */
+
 const DocId = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: '9001' }) });
 const LinkQuery = z.object({
   exp: z.string().optional().openapi({ description: 'expiry, unix seconds' }),

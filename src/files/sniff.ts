@@ -2,12 +2,13 @@ import { open } from 'node:fs/promises';
 import { fileTypeFromFile } from 'file-type';
 
 /**
- * The real type of a downloaded file, from its bytes (CONTRACT.md §7): providers label
+ * The real type of a downloaded file, from its bytes: providers label
  * PDFs `text/html` and login pages `application/pdf`, so their Content-Type is never trusted.
  * `file-type` knows binary formats by their magic numbers; HTML is text and has none, so
  * it is recognised here by the WHATWG MIME sniffing rules (the tags a browser would take
  * as the start of an HTML document).
  */
+
 export interface Sniffed {
   mime: string;
   /** File extension without the dot, for download names. */

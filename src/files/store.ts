@@ -5,11 +5,12 @@ import type { Db, Tx } from '../db/client.js';
 import { blobChunks, blobs } from '../db/schema/index.js';
 
 /**
- * Content-addressed blob storage (CONTRACT.md §7): a file is stored once per sha256, and
+ * Content-addressed blob storage: a file is stored once per sha256, and
  * two documents with the same bytes share one blob. PostgreSQL by default, behind this
  * interface so that an S3-compatible store can take its place (it would upload the object
  * in `put` and keep only the metadata row in the transaction).
  */
+
 export interface BlobInfo {
   sha256: string;
   contentType: string;

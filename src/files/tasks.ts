@@ -15,16 +15,9 @@ import { sniffFile } from './sniff.js';
 import { PgBlobStore, type BlobInfo, type BlobStore } from './store.js';
 
 /**
- * fetch_document_file (CONTRACT.md §7): download the document's source URL, sniff its
- * type, convert HTML to PDF when force_pdf was on at its sync, draw a thumbnail, store the
- * blobs, and settle `file.status` — in one transaction with the announce_document job, so
- * that notifications always follow the file and a crash anywhere before that commit
- * leaves a pending file that the retried job completes.
- *
- * Network errors, timeouts and 5xx are thrown, so graphile-worker retries them with its
- * exponential backoff (e^attempt seconds: 3 s, 7 s, 20 s … about 50 min in all); the last
- * attempt, and any permanent failure (4xx, refused address, too large, bad URL), marks
- * the file `failed` with the reason instead.
+ * Tries of one file before it is marked failed. graphile-worker waits e^n seconds after
+ * failed try n (`exp(least(attempts, 10))`): 3 s, 7 s, 20 s, 55 s, 2.5 min, 6.7 min and
+ * 18 min, so the 8th try comes about 29 min (1,733 s of waits) after the first.
  */
 export const FILE_MAX_ATTEMPTS = 8;
 
@@ -40,6 +33,18 @@ interface StoredBlob extends BlobInfo {
 
 export class ConversionError extends Error {}
 
+/**
+ * fetch_document_file: download the document's source URL, sniff its type, convert HTML
+ * to PDF when force_pdf was on at its sync, draw a thumbnail, store the blobs, and settle
+ * `file.status` — in one transaction with the announce_document job, so that
+ * notifications always follow the file and a crash anywhere before that commit leaves a
+ * pending file that the retried job completes.
+ *
+ * Network errors, timeouts and 5xx are thrown, so graphile-worker retries them with its
+ * exponential backoff (see FILE_MAX_ATTEMPTS); the last attempt, and any permanent failure
+ * (4xx, refused address, too large, bad URL), marks the file `failed` with the reason
+ * instead.
+ */
 export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => {
   const limits = defaultFetchLimits(deps.config.fileMaxBytes, deps.config.fetchAllowPrivateNetworks);
   const dispatcher = createFetchDispatcher(limits);
@@ -67,8 +72,8 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
     const dir = await mkdtemp(join(tmpdir(), 'docrelay-file-'));
     try {
       const downloaded = await download(row.sourceUrl, join(dir, 'download'), limits, dispatcher);
-      const outcome = await prepare(downloaded, row.forcePdf, renderer, (msg, err) => log.warn({ documentId, err }, msg));
-      await settle(deps, store, documentId, { status: 'ready', outcome });
+      const outcome = await blobsOfDownload(downloaded, row.forcePdf, renderer, (msg, err) => log.warn({ documentId, err }, msg));
+      await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome });
       log.info({ documentId, sha256: outcome.main.sha256, size: outcome.main.size, type: outcome.main.contentType }, 'file ready');
     } catch (err) {
       const permanent = err instanceof FetchError && err.permanent;
@@ -82,7 +87,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
       }
       if (!known) log.error({ documentId, err }, 'file failed on an internal error');
       const error = permanent ? reason : `${reason} (gave up after ${helpers.job.attempts} attempts)`;
-      await settle(deps, store, documentId, { status: 'failed', error });
+      await storeAndSettleFile(deps, store, documentId, { status: 'failed', error });
       log.info({ documentId, error }, 'file failed');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -91,7 +96,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
 };
 
 /** Type, conversion and thumbnail of a downloaded file; nothing is written yet. */
-async function prepare(
+async function blobsOfDownload(
   file: Downloaded,
   forcePdf: boolean,
   renderer: HtmlRenderer,
@@ -154,7 +159,7 @@ type Settlement = { status: 'ready'; outcome: Outcome } | { status: 'failed'; er
  * row is locked first: a concurrent erasure either ran before (the row is gone: no-op) or
  * waits for this commit and then sweeps what became unreferenced.
  */
-async function settle(deps: Deps, store: BlobStore, documentId: number, s: Settlement): Promise<void> {
+async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: number, s: Settlement): Promise<void> {
   await deps.db.transaction(async (tx) => {
     const [file] = await tx
       .select({ status: documentFiles.status })

@@ -6,10 +6,11 @@ import { userTokens, users } from '../db/schema/index.js';
 import { AppError, notFound } from '../errors.js';
 
 /**
- * Bearer auth (CONTRACT.md §2). The admin token reaches everything; a user token reaches
- * only its own user, and anything else answers 404 — never 403, so ids of other users'
- * objects cannot be probed.
+ * Bearer auth (README: API at a glance). The admin token reaches everything; a user token
+ * reaches only its own user, and anything else answers 404 — never 403, so ids of other
+ * users' objects cannot be probed.
  */
+
 export type Principal = { kind: 'admin' } | { kind: 'user'; userId: number };
 export type AuthEnv = { Variables: { principal: Principal } };
 

@@ -5,6 +5,7 @@ import { z } from '@hono/zod-openapi';
  * bearer security, the `{u}` and `{id}` path parameters. The shapes of the resources
  * themselves sit beside their presenters (present/).
  */
+
 export const ErrorSchema = z
   .object({
     error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),

@@ -3,10 +3,12 @@ import type { ConnectionSync } from '../archive/sync.js';
 import { parseCalendarDate, parseDateTime } from '../lib/dates.js';
 
 /**
- * Schemas of the inbound Powens webhooks (CONTRACT.md §3). Unknown fields are ignored
- * (Powens adds accounts, connectors, sources…); what we keep is normalised here, so the
- * diff only ever sees clean values. Built per time zone, since naive datetimes are local.
+ * Schemas of the inbound Powens webhooks (`POST /webhooks/powens/{event}` in
+ * /openapi.json). Unknown fields are ignored (Powens adds accounts, connectors, sources…);
+ * what we keep is normalised here, so the diff only ever sees clean values. Built per time
+ * zone, since naive datetimes are local.
  */
+
 const powensId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const text = z.string().nullish().transform((v) => v ?? null);
 const num = z.number().finite().nullish().transform((v) => v ?? null);

@@ -17,7 +17,7 @@ const EVENTS = ['CONNECTION_SYNCED', 'CONNECTION_DELETED', 'USER_DELETED'] as co
 type InboundEvent = (typeof EVENTS)[number];
 
 /**
- * `POST /webhooks/powens/{EVENT}` (CONTRACT.md §3). The signature covers the exact bytes,
+ * `POST /webhooks/powens/{EVENT}`. The signature covers the exact bytes,
  * so the body is read raw before anything parses it; then the signature, then the schema,
  * and only then one transaction that claims the delivery key and applies the change.
  */
@@ -48,7 +48,7 @@ export function inboundRoutes(deps: Deps) {
       throw new AppError('invalid_payload', 'body is not valid JSON');
     }
     const key = deliveryKey(json, decoded);
-    const result = await handle(deps, event as InboundEvent, json, key, schemas);
+    const result = await applyInboundWebhook(deps, event as InboundEvent, json, key, schemas);
     deps.log.info({ event, key, status: result.status }, 'inbound webhook');
     return c.json(result, 200);
   });
@@ -76,7 +76,7 @@ export function inboundRoutes(deps: Deps) {
   return app;
 }
 
-/** Powens' `id_webhook_data`, else the sha256 of the body (CONTRACT.md §3). */
+/** Powens' `id_webhook_data`, else the sha256 of the body. */
 function deliveryKey(json: unknown, body: Buffer): string {
   const id = (json as { id_webhook_data?: unknown } | null)?.id_webhook_data;
   if (typeof id === 'number' && Number.isSafeInteger(id)) return `id:${id}`;
@@ -92,7 +92,7 @@ function parse<T>(schema: z.ZodType<T>, json: unknown): T {
   return r.data;
 }
 
-async function handle(
+async function applyInboundWebhook(
   deps: Deps,
   event: InboundEvent,
   json: unknown,

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * Powens' webhook signature (CONTRACT.md §3): `BI-Signature` =
+ * Powens' webhook signature (README: Try it): `BI-Signature` =
  * base64(HMAC-SHA256(secret, "POST." + path + "." + BI-Signature-Date + "." + rawBody)).
  */
 export function powensSignature(secret: string, method: string, path: string, date: string, body: Buffer): string {

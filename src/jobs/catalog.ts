@@ -6,9 +6,9 @@ import { z } from 'zod';
  * worker.ts) rather than trusting the type.
  */
 export const jobCatalog = {
-  /** Download, sniff, convert and store the file of one new document (CONTRACT.md §7). */
+  /** Download, sniff, convert and store the file of one new document (files/tasks.ts). */
   fetch_document_file: z.object({ documentId: z.number().int() }),
-  /** A document's file is settled (ready, failed or none): announce it (CONTRACT.md §8). */
+  /** A document's file is settled (ready, failed or none): announce it (notify/announce.ts). */
   announce_document: z.object({ documentId: z.number().int() }),
   /**
    * POST one message to one customer endpoint, svix-signed. `attempt` (1-based) is the try
@@ -27,7 +27,7 @@ export const jobCatalog = {
   publish_event: z.object({ eventId: z.string() }),
   /** Mail one announced document to its user. */
   send_document_email: z.object({ documentId: z.number().int() }),
-  /** Ask the aggregator to re-sync a connection that hit a captcha (CONTRACT.md §6). */
+  /** Ask the aggregator to re-sync a connection that hit a captcha (captcha/tasks.ts). */
   captcha_resync: z.object({ connectionId: z.number().int() }),
 } as const;
 

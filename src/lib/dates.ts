@@ -3,6 +3,7 @@
  * with an offset. These helpers turn either into an instant, and any date-ish value into
  * a calendar date, without a time zone library: Intl knows the zone rules.
  */
+
 const NAIVE = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?$/;
 const WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
 

@@ -2,10 +2,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { LinkSigner } from '../config.js';
 
 /**
- * Signed, expiring file links (CONTRACT.md §7): `/files/{id}?exp=<unix>&sig=<hmac>` and
- * `/files/{id}/thumbnail?…`. The signature covers the variant, the id and the expiry, so a
- * link can be neither pointed at another file nor extended.
+ * Signed, expiring file links (a document's `url` and `thumb_url`):
+ * `/files/{id}?exp=<unix>&sig=<hmac>` and `/files/{id}/thumbnail?…`. The signature covers
+ * the variant, the id and the expiry, so a link can be neither pointed at another file nor
+ * extended.
  */
+
 export type FileVariant = 'file' | 'thumbnail';
 
 function signature(secret: string, variant: FileVariant, documentId: number, exp: number): string {

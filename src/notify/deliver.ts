@@ -8,7 +8,7 @@ import type { Db } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import { postJson, type PostResult } from './http.js';
-import { decide, type Decision } from './retry.js';
+import { nextStepAfterAttempt, type Decision } from './retry.js';
 import { activeSecrets, signedHeaders } from './signing.js';
 
 export const deliveryTimeoutMs = 15_000;
@@ -108,7 +108,7 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
     const at = new Date();
     const headers = signedHeaders(item.messageId, at, m.body, activeSecrets(endpoint, at));
     const result = await postJson(m.url, m.body, headers, { timeoutMs: deliveryTimeoutMs, allowPrivate: deps.config.fetchAllowPrivateNetworks });
-    const decision = decide(item.attempt, result, { now: Date.now(), failingSinceMs: endpoint.failingSince?.getTime() ?? null });
+    const decision = nextStepAfterAttempt(item.attempt, result, { now: Date.now(), failingSinceMs: endpoint.failingSince?.getTime() ?? null });
     return { item, endpoint, result, decision };
   });
 

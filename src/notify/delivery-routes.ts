@@ -10,7 +10,7 @@ import { messageJobKey } from '../jobs/keys.js';
 import { newRouter } from '../http/router.js';
 import { EndpointIdParam } from './endpoint-routes.js';
 
-/** An endpoint's delivery log and the replay of its failed messages (CONTRACT.md §8). */
+/** An endpoint's delivery log and the replay of its failed messages. */
 const DeliverySchema = z
   .object({
     message_id: z.string(),

@@ -9,10 +9,12 @@ import { notFound } from '../errors.js';
 import { newRouter } from '../http/router.js';
 
 /**
- * Per-user email delivery of announced documents (CONTRACT.md §8). `status` tells whether
- * mail can go out at all: `smtp_not_configured` while SMTP_URL is unset (the setting is
- * kept, and each document's delivery records that error instead of being retried).
+ * Per-user email delivery of announced documents (`/users/{u}/email-delivery`). `status`
+ * tells whether mail can go out at all: `smtp_not_configured` while SMTP_URL is unset (the
+ * setting is kept, and each document's delivery records that error instead of being
+ * retried).
  */
+
 const SettingSchema = z
   .object({
     id_user: z.number().int(),

@@ -13,7 +13,7 @@ import { newEndpointSecret } from './signing.js';
 import { svixMirror } from './svix.js';
 import { endpointUrlProblem } from './url.js';
 
-/** Customer webhook endpoints (CONTRACT.md §8), admin only. */
+/** Customer webhook endpoints (`/webhook-endpoints` in /openapi.json), admin only. */
 type EndpointRow = InferSelectModel<typeof webhookEndpoints>;
 
 export const rotationGraceMs = 24 * 3600 * 1000;

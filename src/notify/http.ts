@@ -4,14 +4,6 @@ import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { isPublicAddress } from '../files/address.js';
 
-/**
- * One POST to a customer's endpoint. Written on node:http rather than fetch because it
- * must control four things exactly: redirects are never followed (a 3xx is an answer like
- * any other, and a redirect could point inside our network); the whole exchange has one
- * deadline; only the first few KB of the answer are kept for the log; and the address is
- * checked after DNS resolution, on the very connection, so that a name re-pointed to
- * 127.0.0.1 after the endpoint was created (DNS rebinding) is still refused.
- */
 export interface PostResult {
   status: number | null;
   retryAfter: string | null;
@@ -55,6 +47,14 @@ function agentFor(protocol: string, allowPrivate: boolean): http.Agent {
   return a;
 }
 
+/**
+ * One POST to a customer's endpoint. Written on node:http rather than fetch because it
+ * must control four things exactly: redirects are never followed (a 3xx is an answer like
+ * any other, and a redirect could point inside our network); the whole exchange has one
+ * deadline; only the first few KB of the answer are kept for the log; and the address is
+ * checked after DNS resolution, on the very connection, so that a name re-pointed to
+ * 127.0.0.1 after the endpoint was created (DNS rebinding) is still refused.
+ */
 export async function postJson(
   url: string,
   body: string,

@@ -3,6 +3,7 @@
  * name. The Message-ID is derived from the document and its user, so a retried send is
  * the same message (mail clients and servers collapse duplicates by Message-ID).
  */
+
 export const mailMessageId = (documentId: number, userId: number) => `<document-${documentId}.user-${userId}@docrelay>`;
 
 export interface MailDocument {

@@ -7,6 +7,7 @@
  * A receiver that answers 429 or 503 with `Retry-After` is taken at its word (capped at the
  * longest step). 410 Gone means the receiver wants no more: the endpoint is disabled.
  */
+
 const S = 1000;
 export const retryDelaysMs = [5 * S, 5 * 60 * S, 30 * 60 * S, 2 * 3600 * S, 5 * 3600 * S, 10 * 3600 * S, 10 * 3600 * S];
 export const maxAttempts = retryDelaysMs.length + 1;
@@ -34,7 +35,7 @@ export function isSuccess(status: number | null): boolean {
  * What to do after attempt number `attempt` (1-based) of a message got `result`.
  * `failingSinceMs`: when the endpoint's current run of failures began (null: it was healthy).
  */
-export function decide(
+export function nextStepAfterAttempt(
   attempt: number,
   result: AttemptResult,
   opts: { now: number; failingSinceMs: number | null; random?: () => number },

@@ -8,6 +8,7 @@ import { eventTypes } from '../events/record.js';
  * its endpoints there (same id as `uid`, same secret, same event filter), so a customer's
  * receiver verifies the same way in both modes.
  */
+
 export const svixAppUid = 'docrelay';
 
 export interface SvixMirror {

@@ -6,9 +6,10 @@ import { signedFileUrl } from '../lib/file-links.js';
 import type { ConnectionSchema, DocumentSchema, SubscriptionSchema } from './schemas.js';
 
 /**
- * Rows → the Powens-shaped objects of the read API (CONTRACT.md §5). Events carry the same
- * objects (§8), so this is the one place that decides how they look.
+ * Rows → the Powens-shaped objects of the read API (present/schemas.ts). Events carry the
+ * same objects, so this is the one place that decides how they look.
  */
+
 type ConnectionRow = InferSelectModel<typeof connections>;
 type SubscriptionRow = InferSelectModel<typeof subscriptions>;
 type DocumentRow = InferSelectModel<typeof documents>;

@@ -5,6 +5,7 @@ import { z } from '@hono/zod-openapi';
  * /openapi.json. present/presenters.ts builds each of them and is checked against these
  * shapes, so the JSON and the OpenAPI cannot drift apart.
  */
+
 const isoDate = z.string().nullable();
 export const ConnectionSchema = z
   .object({

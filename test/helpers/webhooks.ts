@@ -1,6 +1,6 @@
 import { powensSignature } from '../../src/inbound/signature.js';
 
-/** Headers of a Powens-signed delivery (CONTRACT.md §3). */
+/** Headers of a Powens-signed delivery (README: Try it). */
 export function powensHeaders(secret: string, path: string, rawBody: string | Buffer, date = new Date().toISOString()) {
   const body = typeof rawBody === 'string' ? Buffer.from(rawBody) : rawBody;
   return { 'bi-signature-date': date, 'bi-signature': powensSignature(secret, 'POST', path, date, body) };

@@ -13,10 +13,11 @@ import {
 } from 'drizzle-orm/pg-core';
 
 /**
- * The mirrored Powens data (CONTRACT.md §4–5). Ids are Powens' own (integers up to
+ * The mirrored Powens data. Ids are Powens' own (integers up to
  * 2^53 − 1, hence bigint in "number" mode). Every child row cascades from its parent so
  * that erasing a user or a connection is one DELETE.
  */
+
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 const id = (name: string) => bigint(name, { mode: 'number' });
 
@@ -51,7 +52,7 @@ export const connections = pgTable(
     lastUpdate: ts('last_update'),
     nextTry: ts('next_try'),
     active: boolean('active').notNull().default(true),
-    /** null, or 'disabled' | 'retrying' | 'gave_up' (CONTRACT.md §6). */
+    /** null, or 'disabled' | 'retrying' | 'gave_up' (captcha/policy.ts). */
     captchaStatus: text('captcha_status'),
     captchaAttempts: integer('captcha_attempts').notNull().default(0),
     captchaNextRetryAt: ts('captcha_next_retry_at'),
@@ -140,7 +141,7 @@ export const erasures = pgTable(
   (t) => [primaryKey({ columns: [t.kind, t.id] })],
 );
 
-/** Inbound idempotency: one row per processed delivery key (CONTRACT.md §3). */
+/** Inbound idempotency: one row per processed delivery key. */
 export const inboundDeliveries = pgTable('inbound_deliveries', {
   key: text('key').primaryKey(),
   event: text('event').notNull(),
@@ -148,7 +149,7 @@ export const inboundDeliveries = pgTable('inbound_deliveries', {
   receivedAt: ts('received_at').notNull().defaultNow(),
 });
 
-/** Powens-style configuration keys (CONTRACT.md §5 `/config`); defaults live in code. */
+/** Powens-style configuration keys (`/config`); defaults live in code. */
 export const settings = pgTable('settings', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),

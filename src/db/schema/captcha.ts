@@ -4,7 +4,7 @@ import { connections } from './archive.js';
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 /**
- * History of captcha-induced failures and of what was done about them (CONTRACT.md §6).
+ * History of captcha-induced failures and of what was done about them.
  * The counter on `connections` is what the API shows; this is the why behind it.
  */
 export const captchaAttempts = pgTable(

@@ -17,7 +17,7 @@ import { documents, users } from './archive.js';
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 /**
- * The outbox: one row per event (CONTRACT.md §8), written in the transaction of the change
+ * The outbox: one row per event (events/record.ts), written in the transaction of the change
  * that caused it. `dedupeKey` makes recording idempotent (e.g. `document.created:9001`);
  * `id` is the stable id customers dedupe on.
  */
@@ -102,7 +102,7 @@ export const deliveryAttempts = pgTable(
   (t) => [index('delivery_attempts_endpoint_idx').on(t.endpointId, t.at)],
 );
 
-/** Per-user email delivery (CONTRACT.md §8 email). */
+/** Per-user email delivery (`/users/{u}/email-delivery`). */
 export const emailSettings = pgTable('email_settings', {
   userId: bigint('user_id', { mode: 'number' })
     .primaryKey()

@@ -4,7 +4,7 @@ import { documents } from './archive.js';
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
 
-/** The file state of one document (CONTRACT.md §5 `file`, §7). */
+/** The file state of one document (a Document's `file` in /openapi.json). */
 export const documentFiles = pgTable(
   'document_files',
   {
