@@ -11,6 +11,7 @@ import { AppError } from './errors.js';
 import { fileRoutes } from './files/routes.js';
 import { inboundRoutes } from './inbound/routes.js';
 import { notifyRoutes } from './notify/routes.js';
+import { jobRoutes } from './ops/jobs-routes.js';
 import { newRouter } from './http/router.js';
 
 /** The HTTP application: every route, one error shape. Built from deps, so tests build their own. */
@@ -18,7 +19,7 @@ export function createApp(deps: Deps) {
   const app = newRouter();
 
   const auth = authenticate(deps);
-  for (const path of ['/users/*', '/config', '/webhook-endpoints', '/webhook-endpoints/*']) app.use(path, auth);
+  for (const path of ['/users/*', '/config', '/webhook-endpoints', '/webhook-endpoints/*', '/jobs/*']) app.use(path, auth);
 
   app.route('/', healthRoutes(deps));
   app.route('/', inboundRoutes(deps));
@@ -29,6 +30,7 @@ export function createApp(deps: Deps) {
   app.route('/', configRoutes(deps));
   app.route('/', notifyRoutes(deps));
   app.route('/', fileRoutes(deps));
+  app.route('/', jobRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc('/openapi.json', {
