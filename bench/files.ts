@@ -18,6 +18,7 @@ import { createLogger } from '../src/logger.js';
 import { startWorker } from '../src/worker.js';
 import { makePdf, startProviderSite, type ProviderSite } from '../test/helpers/provider.js';
 import { report, startBenchService, stopPgServer, type BenchService } from './support.js';
+import { createMetrics } from '../src/ops/metrics.js';
 
 /**
  * Issue 3 benchmarks:
@@ -123,7 +124,7 @@ async function runProbe(mode: string, url: string, maxBytes: number, databaseUrl
       LOG_LEVEL: 'silent',
     });
     const database = openDatabase(databaseUrl!);
-    const deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config) };
+    const deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics() };
     const handler = fetchDocumentFile(deps);
     op = () => handler({ documentId: documentId! }, { job: { attempts: 1, max_attempts: 25 } } as unknown as JobHelpers);
     close = () => database.close();

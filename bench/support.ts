@@ -11,6 +11,7 @@ import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import type { Deps } from '../src/deps.js';
 import { createLogger } from '../src/logger.js';
+import { createMetrics } from '../src/ops/metrics.js';
 
 /**
  * What every benchmark needs: a PostgreSQL server (DATABASE_URL / TEST_DATABASE_URL, else an
@@ -63,7 +64,7 @@ export async function startBenchService(env: Record<string, string> = {}): Promi
     ...env,
   });
   const database = openDatabase(databaseUrl, { max: 20 });
-  const deps: Deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config) };
+  const deps: Deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics() };
   const http = serve({ fetch: createApp(deps).fetch, port, hostname: '127.0.0.1' });
   return {
     config,

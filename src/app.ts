@@ -12,6 +12,7 @@ import { fileRoutes } from './files/routes.js';
 import { inboundRoutes } from './inbound/routes.js';
 import { notifyRoutes } from './notify/routes.js';
 import { jobRoutes } from './ops/jobs-routes.js';
+import { inboundMetrics, metricsRoutes } from './ops/metrics-routes.js';
 import { newRouter } from './http/router.js';
 
 /** The HTTP application: every route, one error shape. Built from deps, so tests build their own. */
@@ -19,7 +20,8 @@ export function createApp(deps: Deps) {
   const app = newRouter();
 
   const auth = authenticate(deps);
-  for (const path of ['/users/*', '/config', '/webhook-endpoints', '/webhook-endpoints/*', '/jobs/*']) app.use(path, auth);
+  for (const path of ['/users/*', '/config', '/webhook-endpoints', '/webhook-endpoints/*', '/jobs/*', '/metrics']) app.use(path, auth);
+  app.use('/webhooks/powens/*', inboundMetrics(deps.metrics));
 
   app.route('/', healthRoutes(deps));
   app.route('/', inboundRoutes(deps));
@@ -31,6 +33,7 @@ export function createApp(deps: Deps) {
   app.route('/', notifyRoutes(deps));
   app.route('/', fileRoutes(deps));
   app.route('/', jobRoutes(deps));
+  app.route('/', metricsRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc('/openapi.json', {

@@ -43,6 +43,7 @@ const EnvSchema = z.object({
     .string()
     .default('Europe/Paris')
     .refine(isTimeZone, { message: 'not an IANA time zone' }),
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -80,6 +81,8 @@ export interface Config {
   chromiumPath?: string;
   workerConcurrency: number;
   webhookTimezone: string;
+  /** `/metrics` without a token on this port; unset: only on the API, with the admin token. */
+  metricsPort?: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
@@ -151,6 +154,7 @@ export function loadConfig(
     chromiumPath: e.CHROMIUM_PATH,
     workerConcurrency: e.WORKER_CONCURRENCY,
     webhookTimezone: e.WEBHOOK_TIMEZONE,
+    metricsPort: e.METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };
 }

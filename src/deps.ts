@@ -1,6 +1,7 @@
 import type { Config, LinkSigner } from './config.js';
 import type { Db } from './db/client.js';
 import type { Logger } from './logger.js';
+import type { Metrics } from './ops/metrics.js';
 
 /** What routes and tasks are built from: resolved once in main.ts (or a test), then passed in. */
 export interface Deps {
@@ -8,4 +9,6 @@ export interface Deps {
   db: Db;
   log: Logger;
   links: LinkSigner;
+  /** This process's Prometheus registry and metrics (ops/metrics.ts). */
+  metrics: Metrics;
 }

@@ -7,6 +7,8 @@ import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDatabase } from './db/migrate.js';
 import type { Deps } from './deps.js';
 import { createLogger } from './logger.js';
+import { createMetrics } from './ops/metrics.js';
+import { serveMetrics } from './ops/metrics-routes.js';
 import { startWorker, type Worker } from './worker.js';
 
 /**
@@ -45,10 +47,14 @@ async function main(): Promise<void> {
 
   await migrateDatabase(databaseUrl);
   const database = openDatabase(databaseUrl);
-  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config) };
+  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config), metrics: createMetrics() };
 
   let server: ServerType | undefined;
   let worker: Worker | undefined;
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : serveMetrics(deps, config.metricsPort, config.host, (port) => log.info({ port }, 'metrics listening (unauthenticated)'));
   if (config.role !== 'worker') {
     const app = createApp(deps);
     server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
@@ -67,6 +73,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: draining requests and jobs');
     await Promise.all([
       server && new Promise<void>((resolve) => server!.close(() => resolve())),
+      metricsServer && new Promise<void>((resolve) => metricsServer.close(() => resolve())),
       worker?.stop(),
     ]);
     await database.close();

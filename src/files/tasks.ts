@@ -53,6 +53,11 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
   const log = deps.log.child({ task: 'fetch_document_file' });
 
   return async ({ documentId }, helpers) => {
+    const started = performance.now();
+    const count = (outcome: 'ready' | 'failed' | 'none' | 'retry') => {
+      deps.metrics.fileJobs.inc({ outcome });
+      deps.metrics.fileJobDuration.observe({ outcome }, (performance.now() - started) / 1000);
+    };
     const [row] = await deps.db
       .select({ sourceUrl: documents.sourceUrl, forcePdf: documents.forcePdf, status: documentFiles.status })
       .from(documents)
@@ -63,6 +68,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
     if (row.status === 'ready' || row.status === 'failed') return;
     if (!row.sourceUrl || row.status === 'none') {
       await settleWithoutFile(deps, documentId);
+      count('none');
       return;
     }
     if (row.status === null) {
@@ -74,6 +80,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
       const downloaded = await download(row.sourceUrl, join(dir, 'download'), limits, dispatcher);
       const outcome = await blobsOfDownload(downloaded, row.forcePdf, renderer, (msg, err) => log.warn({ documentId, err }, msg));
       await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome });
+      count('ready');
       log.info({ documentId, sha256: outcome.main.sha256, size: outcome.main.size, type: outcome.main.contentType }, 'file ready');
     } catch (err) {
       const permanent = err instanceof FetchError && err.permanent;
@@ -83,11 +90,13 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
       const reason = known ? err.message : 'internal error while storing the file';
       if (!permanent && !lastAttempt) {
         log.warn({ documentId, attempt: helpers.job.attempts, reason, err: known ? undefined : err }, 'file not fetched, will retry');
+        count('retry');
         throw err;
       }
       if (!known) log.error({ documentId, err }, 'file failed on an internal error');
       const error = permanent ? reason : `${reason} (gave up after ${helpers.job.attempts} attempts)`;
       await storeAndSettleFile(deps, store, documentId, { status: 'failed', error });
+      count('failed');
       log.info({ documentId, error }, 'file failed');
     } finally {
       await rm(dir, { recursive: true, force: true });

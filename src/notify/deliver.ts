@@ -112,6 +112,10 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
     return { item, endpoint, result, decision };
   });
 
+  for (const { endpoint, result, decision } of results) {
+    deps.metrics.deliveries.inc({ endpoint: endpoint.id, outcome: decision.kind === 'succeeded' ? 'succeeded' : 'failed' });
+    deps.metrics.deliveryDuration.observe({ endpoint: endpoint.id }, result.durationMs / 1000);
+  }
   await recordSuccesses(deps.db, results.filter((r) => r.decision.kind === 'succeeded'));
   for (const r of results.filter((r) => r.decision.kind !== 'succeeded')) {
     await recordFailure(deps, r.item, r.endpoint, r.result, r.decision);

@@ -28,8 +28,9 @@ const isPermanent = (err: unknown) => {
 export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps) => async ({ documentId }, helpers) => {
   const [delivery] = await deps.db.select().from(emailDeliveries).where(eq(emailDeliveries.documentId, documentId));
   if (!delivery || delivery.status !== 'pending') return;
-  const settle = (status: 'sent' | 'failed' | 'pending', error: string | null) =>
-    deps.db
+  const settle = (status: 'sent' | 'failed' | 'pending', error: string | null) => {
+    deps.metrics.mails.inc({ outcome: status === 'pending' ? 'retry' : status });
+    return deps.db
       .update(emailDeliveries)
       .set({
         status,
@@ -39,6 +40,7 @@ export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps
         updatedAt: sql`now()`,
       })
       .where(eq(emailDeliveries.documentId, documentId));
+  };
 
   if (!deps.config.smtpUrl) {
     await settle('failed', 'smtp_not_configured');

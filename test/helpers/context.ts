@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger.js';
 import { startWorker, type Worker } from '../../src/worker.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { powensHeaders } from './webhooks.js';
+import { createMetrics } from '../../src/ops/metrics.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const INBOUND_SECRET = 'test-inbound-secret';
@@ -39,7 +40,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     DATABASE_URL: database.url,
     ...env,
   });
-  const deps: Deps = { config, db: database.db, log: createLogger(config.logLevel), links: linkSignerOf(config) };
+  const deps: Deps = { config, db: database.db, log: createLogger(config.logLevel), links: linkSignerOf(config), metrics: createMetrics() };
   const app = createApp(deps);
   const workers: Worker[] = [];
 
