@@ -14,6 +14,7 @@ import { notifyRoutes } from './notify/routes.js';
 import { jobRoutes } from './ops/jobs-routes.js';
 import { inboundMetrics, metricsRoutes } from './ops/metrics-routes.js';
 import { newRouter } from './http/router.js';
+import { pageRoutes } from './page/routes.js';
 
 /** The HTTP application: every route, one error shape. Built from deps, so tests build their own. */
 export function createApp(deps: Deps) {
@@ -34,6 +35,8 @@ export function createApp(deps: Deps) {
   app.route('/', fileRoutes(deps));
   app.route('/', jobRoutes(deps));
   app.route('/', metricsRoutes(deps));
+  // The operator page: HTML behind its own session cookie, not the bearer token (page/session.ts).
+  app.route('/', pageRoutes(deps, (path, init) => app.request(path, init)));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc('/openapi.json', {
