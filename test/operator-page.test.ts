@@ -13,7 +13,7 @@ import { startReceiver, waitUntil, type Receiver } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 /**
- * CONTRACT.md §10 `GET /`: the operator page driven in a real headless Chromium (the one
+ * README "Operating it", `GET /`: the operator page driven in a real headless Chromium (the one
  * the service renders HTML bills with) against the real app, worker and a receiver on
  * loopback. Set DOCRELAY_SCREENSHOTS=<dir> to save the page at desktop and phone widths.
  */

@@ -4,7 +4,7 @@ import { createTestContext, type TestContext } from './helpers/context.js';
 import { waitUntil } from './helpers/receiver.js';
 
 /**
- * CONTRACT.md §10: jobs that failed for good are listed, retried and discarded through the
+ * README "Operating it": jobs that failed for good are listed, retried and discarded through the
  * API. A job is failed for good by graphile-worker's own admin function, as it is after its
  * last attempt; the real worker then runs the retried one.
  */

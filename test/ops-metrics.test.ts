@@ -11,7 +11,7 @@ import { startSmtp, type SmtpSink } from './helpers/smtp.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 /**
- * CONTRACT.md §10 `GET /metrics`: a known sequence of webhooks, files, deliveries and mails
+ * README "Operating it", `GET /metrics`: a known sequence of webhooks, files, deliveries and mails
  * through the real app and worker, then a scrape whose counters must tell exactly that
  * sequence (and agree with the database's own record of it).
  */

@@ -6,7 +6,7 @@ import { AppError, notFound } from '../errors.js';
 import { newRouter } from '../http/router.js';
 import { discardJob, listFailedJobs, retryFailedJob, type JobAction } from './failed-jobs.js';
 
-/** Jobs that failed for good: listed, retried, discarded (CONTRACT.md §10). */
+/** Jobs that failed for good: listed, retried, discarded. */
 const FailedJobSchema = z
   .object({ id: z.string(), task: z.string(), attempts: z.number().int(), last_error: z.string().nullable(), failed_at: z.string() })
   .openapi('FailedJob');

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from '../db/client.js';
 
 /**
- * The service's Prometheus metrics (CONTRACT.md §10), on a registry of their own: main.ts
+ * The service's Prometheus metrics, on a registry of their own: main.ts
  * builds one per process and passes it in Deps, and each test builds its own, so two apps
  * in one process never share (or double-register) a counter.
  *

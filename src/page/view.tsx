@@ -3,7 +3,7 @@ import type { FailedJob } from '../ops/failed-jobs.js';
 import type { ConnectionsView, FailedFile, Flow, HourPoint } from './data.js';
 import { css } from './style.js';
 
-/** The operator page (CONTRACT.md §10), rendered on the server: plain HTML forms, no script. */
+/** The operator page, rendered on the server: plain HTML forms, no script. */
 
 export interface EndpointView {
   id: string;
