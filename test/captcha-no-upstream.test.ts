@@ -1,7 +1,11 @@
 import { Writable } from 'node:stream';
+import { sql } from 'drizzle-orm';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sqlArray } from '../src/db/arrays.js';
+import { captchaJobKey } from '../src/jobs/keys.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
+import { rescheduleNow } from './helpers/jobs.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 // Captcha retries without UPSTREAM_API_URL: retries are tracked and their due times shown,
@@ -41,7 +45,7 @@ it('tracks and shows due retries, requests nothing, and logs the missing URL onc
     shown.set(c, conn.captcha.next_retry_at);
   }
 
-  await ctx.database.sql`update graphile_worker._private_jobs set run_at = now() where key in ${ctx.database.sql(conns.map((c) => `captcha:${c}`))}`;
+  expect(await rescheduleNow(ctx.deps.db, sql`key = any(${sqlArray(conns.map(captchaJobKey), 'text')})`)).toBe(2);
   const deadline = Date.now() + 15_000;
   for (;;) {
     const [{ n }] = await ctx.database.sql<{ n: number }[]>`

@@ -1,8 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captchaJobKey } from '../src/jobs/keys.js';
 import { waitUntil } from './helpers/receiver.js';
 import { createTestContext, fixture, type TestContext } from './helpers/context.js';
+import { rescheduleNow, waitForIdleQueue } from './helpers/jobs.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 /**
@@ -78,14 +81,13 @@ async function connection(u: number, c: number) {
 async function resyncJobs(c: number) {
   return ctx.database.sql<{ key: string | null; run_at_ms: number; attempts: number; last_error: string | null }[]>`
     select j.key, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms, j.attempts, j.last_error
-    from graphile_worker._private_jobs j
-    join graphile_worker._private_tasks t on t.id = j.task_id
-    where t.identifier = 'captcha_resync' and (j.payload->>'connectionId')::bigint = ${c}`;
+    from graphile_worker.jobs j
+    join graphile_worker._private_jobs p using (id) -- the public view has no payload
+    where j.task_identifier = 'captcha_resync' and (p.payload->>'connectionId')::bigint = ${c}`;
 }
 /** Make the connection's pending re-sync due now (instead of in 10 minutes or more). */
 async function makeDue(c: number) {
-  const done = await ctx.database.sql`update graphile_worker._private_jobs set run_at = now() where key = ${`captcha:${c}`} returning id`;
-  expect(done.length).toBe(1);
+  expect(await rescheduleNow(ctx.deps.db, sql`key = ${captchaJobKey(c)}`)).toBe(1);
 }
 async function history(c: number) {
   const rows = await ctx.database.sql<{ kind: string; attempt: number | null; detail: string | null }[]>`
@@ -240,7 +242,7 @@ describe('captcha-induced retries', () => {
     await makeDue(c);
     await waitFor('the re-sync request', async () => callsFor(u, c).length === 1);
     await awaitingOutcome(c);
-    await new Promise((r) => setTimeout(r, 300)); // a second job would have run by now
+    await waitForIdleQueue(ctx.deps.db, ['captcha_resync']); // a second request would have been made by now
     expect(callsFor(u, c)).toHaveLength(1);
   });
 
@@ -300,7 +302,7 @@ describe('captcha-induced retries', () => {
     upstream.answers.set(`/2.0/users/${u}/connections/${c}`, [503, 503]);
     await send(captchaSync(u, c));
     // Two tries instead of ten, so the test does not go through them all.
-    await ctx.database.sql`update graphile_worker._private_jobs set max_attempts = 2, run_at = now() where key = ${`captcha:${c}`}`;
+    expect(await rescheduleNow(ctx.deps.db, sql`key = ${captchaJobKey(c)}`, { maxAttempts: 2 })).toBe(1);
     await waitFor('the first request', async () => callsFor(u, c).length === 1);
     await waitFor('the job to be put back', async () => (await resyncJobs(c))[0]?.attempts === 1);
     await makeDue(c);

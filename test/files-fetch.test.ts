@@ -5,7 +5,9 @@ import { closeSharedRenderers } from '../src/files/chromium.js';
 import { signedFileUrl } from '../src/lib/file-links.js';
 import { pdfPageText } from '../src/files/pdf.js';
 import { CHUNK_BYTES } from '../src/files/store.js';
+import { fileJobKey } from '../src/jobs/keys.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
+import { rescheduleNow } from './helpers/jobs.js';
 import { makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
@@ -270,7 +272,7 @@ describe('document files', () => {
     expect(job?.last_error).toMatch(/HTTP 500/);
     expect(new Date(job!.run_at).getTime()).toBeGreaterThan(Date.now());
     expect((await documentOf(u, d)).file.status).toBe('pending');
-    await ctx.database.db.execute(sql`update graphile_worker._private_jobs set run_at = now() where key = ${`file:${d}`}`);
+    expect(await rescheduleNow(ctx.database.db, sql`key = ${fileJobKey(d)}`)).toBe(1);
     expect((await settled(u, d)).file).toMatchObject({ status: 'ready', sha256: sha(pdf) });
     expect(site.hits('/bills/flaky')).toBe(2);
   });

@@ -22,7 +22,7 @@ async function snapshot() {
     connections: await count('connections'),
     subscriptions: await count('subscriptions'),
     documents: await count('documents'),
-    jobs: await count('graphile_worker._private_jobs'),
+    jobs: await count('graphile_worker.jobs'),
   };
 }
 

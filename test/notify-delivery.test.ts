@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from './helpers/context.js';
+import { waitForIdleQueue } from './helpers/jobs.js';
 import { createEndpoint, makeDueNow, pendingJobs } from './helpers/notify.js';
 import { startReceiver, waitUntil, type Receiver } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
@@ -53,7 +54,7 @@ describe('webhook delivery', () => {
 
     // The same inbound webhook again (a Powens retry): no new event, no second message.
     await sync(payload);
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await waitForIdleQueue(ctx.deps.db);
     expect(r.received).toHaveLength(2);
     expect(await messageRows(ep.id)).toHaveLength(2);
     // The document of a type outside notify.document_types ('other') was never announced.
@@ -158,7 +159,7 @@ describe('webhook delivery', () => {
     await sync(syncedPayload({ userId: 56, connectionId: 560, subscriptions: [{ id: 5600, documents: [{ id: 56000 }] }] }));
     await all.waitFor(2);
     await docsOnly.waitFor(1);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitForIdleQueue(ctx.deps.db);
     expect(docsOnly.received.map((g) => JSON.parse(g.body).type)).toEqual(['document.created']);
     expect((await messageRows(ep.id)).map((m) => m.type)).toEqual(['document.created']);
   });

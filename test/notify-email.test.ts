@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/jobs/enqueue.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
+import { waitForIdleQueue } from './helpers/jobs.js';
 import { makeDueNow } from './helpers/notify.js';
 import { makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
 import { waitUntil } from './helpers/receiver.js';
@@ -83,7 +84,7 @@ describe('document mails', () => {
 
     // Announcing again (a re-run job) sends nothing more; the payslip was never mailed.
     await enqueue(ctx.deps.db, 'announce_document', { documentId: 71000 });
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    await waitForIdleQueue(ctx.deps.db, ['announce_document', 'send_document_email']);
     expect(smtp.mails.filter((m) => m.messageId === '<document-71000.user-71@docrelay>')).toHaveLength(1);
     expect(await deliveryRow(ctx, 71001)).toBeUndefined();
   });
@@ -130,7 +131,7 @@ describe('document mails', () => {
       const [r] = await ctx.deps.db.execute<{ n: number }>(sql`select count(*)::int as n from events where dedupe_key = 'document.created:74000'`);
       return r.n === 1;
     }, 20_000, 'announced');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitForIdleQueue(ctx.deps.db, ['announce_document', 'send_document_email']);
     expect(await deliveryRow(ctx, 74000)).toBeUndefined();
   });
 

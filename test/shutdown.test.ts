@@ -27,9 +27,11 @@ afterAll(async () => {
 it('drains the running job on SIGTERM, then exits 0', async () => {
   const pdf = await makePdf(['Drained bill']);
   let requested = false;
+  let output = '';
   site.route('/slow.pdf', async (_req, res) => {
     requested = true;
-    await new Promise((resolve) => setTimeout(resolve, 1500)); // still downloading when SIGTERM comes
+    // Still downloading when SIGTERM comes: the file is sent once the service is shutting down.
+    await waitUntil(async () => output.includes('shutting down'), 30_000, 'SIGTERM to be handled');
     res.writeHead(200, { 'content-type': 'application/pdf' }).end(pdf);
   });
 
@@ -49,7 +51,6 @@ it('drains the running job on SIGTERM, then exits 0', async () => {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { TestContext } from './context.js';
+import { rescheduleNow } from './jobs.js';
 
 /** Notification test helpers: endpoints through the API, and time travel through run_at. */
 export async function createEndpoint(ctx: TestContext, body: { url: string; events?: string[]; description?: string }) {
@@ -10,17 +11,13 @@ export async function createEndpoint(ctx: TestContext, body: { url: string; even
 
 /** "Time passes": every waiting job of `task` becomes due now (no real waits in tests). */
 export async function makeDueNow(ctx: TestContext, task = 'deliver_message') {
-  await ctx.deps.db.execute(sql`
-    update graphile_worker._private_jobs set run_at = now()
-    where locked_at is null and run_at > now()
-      and task_id = (select id from graphile_worker._private_tasks where identifier = ${task})`);
+  await rescheduleNow(ctx.deps.db, sql`task_identifier = ${task} and run_at > now()`);
 }
 
 export async function pendingJobs(ctx: TestContext, task = 'deliver_message') {
   return ctx.deps.db.execute<{ payload: { messageId: string; attempt: number }; run_at: string; queue_name: string | null; locked_at: string | null }>(sql`
-    select j.payload, j.run_at::text, q.queue_name, j.locked_at::text
-    from graphile_worker._private_jobs j
-    join graphile_worker._private_tasks t on t.id = j.task_id
-    left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
-    where t.identifier = ${task} order by j.id`);
+    select p.payload, j.run_at::text, j.queue_name, j.locked_at::text
+    from graphile_worker.jobs j
+    join graphile_worker._private_jobs p using (id) -- the public view has no payload
+    where j.task_identifier = ${task} order by j.id`);
 }
