@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createApp } from './app.js';
 import { ConfigError, linkSignerOf, loadConfig } from './config.js';
 import { openDatabase } from './db/client.js';
+import { surviveDriverSocketRace } from './db/driver-crash.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDatabase } from './db/migrate.js';
 import type { Deps } from './deps.js';
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
+  surviveDriverSocketRace(log);
   for (const line of generated) {
     // Printed this once, on stderr, so that a developer can use it; kept in DATA_DIR/secrets.
     console.error(`docrelay: generated development secret ${line} (kept in ${join(config.dataDir, 'secrets')})`);

@@ -1,4 +1,6 @@
-import { Logger as WorkerLogger, run, type Runner, type Task, type TaskList } from 'graphile-worker';
+import { EventEmitter } from 'node:events';
+import { sql } from 'drizzle-orm';
+import { Logger as WorkerLogger, run, type Runner, type RunnerOptions, type Task, type TaskList, type WorkerEvents } from 'graphile-worker';
 import { captchaResync } from './captcha/tasks.js';
 import type { Deps } from './deps.js';
 import { fetchDocumentFile } from './files/tasks.js';
@@ -39,7 +41,8 @@ export function buildTaskList(deps: Deps): TaskList {
 export interface Worker {
   /** Stops taking jobs and waits for the running ones to finish. */
   stop(): Promise<void>;
-  runner: Runner;
+  /** The graphile-worker runner in use (a new one after a restart). */
+  readonly runner: Runner;
 }
 
 export async function startWorker(
@@ -56,19 +59,79 @@ export async function startWorker(
     const lvl = level === 'warning' ? 'warn' : level;
     (log[lvl as 'info'] ?? log.info).call(log, { scope, ...meta }, message);
   });
-  const runner = await run({
+  const events: WorkerEvents = new EventEmitter();
+  const poolIds = new WeakMap<Runner, string>();
+  let starting: string | undefined;
+  events.on('pool:create', ({ workerPool }) => void (starting = workerPool.id));
+  const options: RunnerOptions = {
     connectionString: databaseUrl,
     concurrency: deps.config.workerConcurrency,
     taskList: buildTaskList(deps),
     noHandleSignals: true,
     pollInterval: opts.pollInterval ?? 1000,
     logger,
+    events,
     // Periodic tasks; graphile-worker makes sure one worker runs each tick.
     crontab: '*/5 * * * * sweep_stranded_messages',
-    ...(opts.resetLockedIntervalMs
-      ? { preset: { worker: { minResetLockedInterval: opts.resetLockedIntervalMs, maxResetLockedInterval: opts.resetLockedIntervalMs * 2 } } }
-      : {}),
-  });
-  // runner.promise settles once the pool is released: a caller may then drop the database.
-  return { runner, stop: async () => { await runner.stop(); await runner.promise.catch(() => {}); } };
+    preset: {
+      worker: {
+        // Batched completion and failure: graphile-worker then retries them with backoff
+        // (about 5 min in all) through a database outage, instead of dropping the pool on
+        // the first refused connection.
+        completeJobBatchDelay: 0,
+        failJobBatchDelay: 0,
+        ...(opts.resetLockedIntervalMs
+          ? { minResetLockedInterval: opts.resetLockedIntervalMs, maxResetLockedInterval: opts.resetLockedIntervalMs * 2 }
+          : {}),
+      },
+    },
+  };
+  const start = async () => {
+    const r = await run(options);
+    if (starting) poolIds.set(r, starting);
+    return r;
+  };
+
+  let stopping = false;
+  let runner = await start();
+  // A pool that failed for good (the database gone for longer than graphile-worker's own
+  // retries) is replaced once the database answers again, and the jobs it held locked are
+  // released at once rather than after graphile-worker's 4 h: the service heals by itself.
+  const supervise = (r: Runner) => {
+    // A pool that gave up may settle either way ("Runner stopping (reason: worker pool exited with error…)").
+    const replace = async (err: unknown) => {
+      if (stopping) return;
+      log.error({ err }, 'worker pool failed; starting a new one when the database answers');
+      for (let attempt = 1; !stopping; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 30_000)));
+        if (stopping) return;
+        try {
+          const next = await start();
+          if (stopping) return void (await next.stop());
+          const dead = poolIds.get(r);
+          if (dead) await deps.db.execute(sql`select graphile_worker.force_unlock_workers(array[${dead}]::text[])`);
+          runner = next;
+          supervise(next);
+          log.info({ released: dead }, 'worker pool restarted');
+          return;
+        } catch (e) {
+          log.warn({ err: e, attempt }, 'worker pool not restarted yet');
+        }
+      }
+    };
+    r.promise.then(() => replace(new Error('worker pool exited')), replace);
+  };
+  supervise(runner);
+
+  return {
+    get runner() {
+      return runner;
+    },
+    // runner.promise settles once the pool is released: a caller may then drop the database.
+    stop: async () => {
+      stopping = true;
+      await runner.stop().catch(() => {});
+      await runner.promise.catch(() => {});
+    },
+  };
 }
