@@ -19,7 +19,7 @@ const SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 30);
 const BACKFILL = Number(process.env.BENCH_BACKFILL ?? 1_000_000);
 const WAIT_AFTER_MS = 60_000;
 
-function sync(connectionId: number, docIds: number[], url: string) {
+export function sync(connectionId: number, docIds: number[], url: string) {
   return {
     id_webhook_data: connectionId,
     user: { id: 1 },
@@ -37,7 +37,7 @@ function sync(connectionId: number, docIds: number[], url: string) {
   };
 }
 
-async function post(svc: BenchService, body: unknown) {
+export async function post(svc: BenchService, body: unknown) {
   const path = '/webhooks/powens/CONNECTION_SYNCED';
   const raw = JSON.stringify(body);
   const date = new Date().toISOString();
@@ -52,7 +52,7 @@ async function post(svc: BenchService, body: unknown) {
 }
 
 /** A receiver that notes when each document.created arrives, by document id. */
-async function startArrivals() {
+export async function startArrivals() {
   const arrived = new Map<number, number>();
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];

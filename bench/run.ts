@@ -5,6 +5,7 @@ import { benchFiles } from './files.js';
 import { benchIngest, benchLargeSync } from './ingest.js';
 import { benchNotify } from './notify.js';
 import { benchRead } from './read.js';
+import { benchSoak } from './soak.js';
 import { results, stopPgServer } from './support.js';
 
 /**
@@ -21,6 +22,7 @@ const benches: [string, () => Promise<unknown>][] = [
   ['jobs', benchNotify],
   ['e2e', benchEndToEnd],
   ['files', benchFiles],
+  ['soak', benchSoak],
 ];
 
 const only = process.argv.slice(2);
