@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, captchaStepForSync, classifySync, isCaptchaInduced } from '../src/captcha/policy.js';
+import { backoffMs, captchaStepForSync, classifySync, isCaptchaInduced } from '../src/archive/captcha/policy.js';
 
 // The captcha retry rule, the pure part: no database here.
 const MIN = 60_000;

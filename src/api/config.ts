@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { applyCaptchaSwitch } from '../captcha/track.js';
+import { applyCaptchaSwitch } from '../archive/captcha/track.js';
 import type { Deps } from '../deps.js';
 import { newRouter } from '../http/router.js';
 import { parseSettingsUpdate, readSettings, writeSettings } from '../settings.js';

@@ -4,9 +4,9 @@ import { captchaAttempts, connections } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { captchaJobKey } from '../jobs/keys.js';
-import { addHistory, addHistoryIfPresent } from './history.js';
-import { BACKOFF_CAP_MS } from './policy.js';
-import { announce, RESYNC_MAX_ATTEMPTS } from './track.js';
+import { addHistory, addHistoryIfPresent } from '../archive/captcha/history.js';
+import { BACKOFF_CAP_MS } from '../archive/captcha/policy.js';
+import { announce, RESYNC_MAX_ATTEMPTS } from '../archive/captcha/track.js';
 import { requestResync } from './upstream.js';
 
 /**

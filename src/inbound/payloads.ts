@@ -129,43 +129,16 @@ export type InboundSchemas = ReturnType<typeof inboundSchemas>;
 export type ConnectionSynced = z.infer<InboundSchemas['connectionSynced']>;
 export type SyncedConnection = ConnectionSynced['connection'];
 
-/** The checked payload → the sync the archive applies: only what the archive reads. */
-export function connectionSyncOf(c: SyncedConnection): ConnectionSync {
+/**
+ * The checked payload → the sync the archive applies: the fields are already normalised;
+ * what the archive does not read (captcha_required, ids repeating the parent's) stays behind.
+ */
+export function connectionSyncOf({ captcha_required: _captcha, ...c }: SyncedConnection): ConnectionSync {
   return {
-    id: c.id,
-    id_user: c.id_user,
-    id_connector: c.id_connector,
-    state: c.state,
-    error_message: c.error_message,
-    last_update: c.last_update,
-    next_try: c.next_try,
-    active: c.active,
-    subscriptionsListed: c.subscriptionsListed,
-    subscriptions: c.subscriptions.map((s) => ({
-      id: s.id,
-      number: s.number,
-      label: s.label,
-      subscriber: s.subscriber,
-      validity: s.validity,
-      renewdate: s.renewdate,
-      last_update: s.last_update,
-      documents: s.documents.map((d) => ({
-        id: d.id,
-        name: d.name,
-        type: d.type,
-        date: d.date,
-        duedate: d.duedate,
-        number: d.number,
-        issuer: d.issuer,
-        total_amount: d.total_amount,
-        untaxed_amount: d.untaxed_amount,
-        vat: d.vat,
-        currency: d.currency,
-        income: d.income,
-        has_file_on_website: d.has_file_on_website,
-        url: d.url,
-        last_update: d.last_update,
-      })),
+    ...c,
+    subscriptions: c.subscriptions.map(({ id_connection: _c, id_user: _u, documents, ...s }) => ({
+      ...s,
+      documents: documents.map(({ id_subscription: _s, ...d }) => d),
     })),
   };
 }

@@ -4,7 +4,7 @@ import { z } from '@hono/zod-openapi';
 import { newRouter } from '../http/router.js';
 import { applyConnectionSync } from '../archive/diff.js';
 import { eraseConnection, eraseUser } from '../archive/erase.js';
-import { holdCaptchaSwitch, trackCaptcha } from '../captcha/track.js';
+import { holdCaptchaSwitch, trackCaptcha } from '../archive/captcha/track.js';
 import type { Tx } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
@@ -112,7 +112,7 @@ async function applyInboundWebhook(
     switch (body.event) {
       case 'CONNECTION_SYNCED': {
         const conn = body.payload.connection;
-        await holdCaptchaSwitch(tx, conn); // before the connection row lock: see captcha/track.ts
+        await holdCaptchaSwitch(tx, conn); // before the connection row lock: see archive/captcha/track.ts
         const settings = await readSettings(tx);
         const outcome = await applyConnectionSync(tx, connectionSyncOf(conn), settings);
         if (outcome.status === 'stale') await markOutcome(tx, key, 'stale');

@@ -52,7 +52,7 @@ export const connections = pgTable(
     lastUpdate: ts('last_update'),
     nextTry: ts('next_try'),
     active: boolean('active').notNull().default(true),
-    /** null, or 'disabled' | 'retrying' | 'gave_up' (captcha/policy.ts). */
+    /** null, or 'disabled' | 'retrying' | 'gave_up' (archive/captcha/policy.ts). */
     captchaStatus: text('captcha_status'),
     captchaAttempts: integer('captcha_attempts').notNull().default(0),
     captchaNextRetryAt: ts('captcha_next_retry_at'),

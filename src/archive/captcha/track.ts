@@ -1,13 +1,13 @@
 import { eq, sql } from 'drizzle-orm';
-import { presentConnection } from '../present/presenters.js';
-import type { Tx } from '../db/client.js';
-import { connections } from '../db/schema/index.js';
-import { recordEvents } from '../events/record.js';
-import { enqueue, enqueueMany } from '../jobs/enqueue.js';
-import { captchaJobKey, removeJobs } from '../jobs/keys.js';
-import type { Logger } from '../logger.js';
-import type { Settings } from '../settings.js';
-import { addHistory } from './history.js';
+import { presentConnection } from '../../present/presenters.js';
+import type { Tx } from '../../db/client.js';
+import { connections } from '../../db/schema/index.js';
+import { recordEvents } from '../../events/record.js';
+import { enqueue, enqueueMany } from '../../jobs/enqueue.js';
+import { captchaJobKey, removeJobs } from '../../jobs/keys.js';
+import type { Logger } from '../../logger.js';
+import type { Settings } from '../../settings.js';
+import { addHistory, type HistoryKind } from './history.js';
 import { captchaStepForSync, classifySync, isCaptchaInduced, type CaptchaStatus, type SyncState } from './policy.js';
 
 /**
@@ -153,35 +153,35 @@ export async function applyCaptchaSwitch(tx: Tx, update: Partial<Settings>): Pro
   if (enabled === undefined) return;
   await tx.execute(sql`select pg_advisory_xact_lock(${SWITCH_LOCK})`);
   if (enabled === '1') {
-    const rows = await tx.execute<{ id: number }>(sql`
-      with moved as (
-        update connections set captcha_status = 'retrying', captcha_next_retry_at = now(), updated_at = now()
-        where captcha_status = 'disabled'
-        returning id, captcha_attempts
-      ),
-      noted as (
-        insert into captcha_attempts (connection_id, kind, attempt, detail)
-        select id, 'scheduled', captcha_attempts, 'captcha.enabled turned to "1": retry at once' from moved
-      )
-      select id::float8 as id from moved`);
+    const ids = await moveConnections(tx, 'disabled', 'retrying', 'scheduled', 'captcha.enabled turned to "1": retry at once');
     await enqueueMany(
       tx,
       'captcha_resync',
-      rows.map((r) => ({ payload: { connectionId: Number(r.id) }, jobKey: captchaJobKey(Number(r.id)) })),
+      ids.map((id) => ({ payload: { connectionId: id }, jobKey: captchaJobKey(id) })),
       { maxAttempts: RESYNC_MAX_ATTEMPTS },
     );
   } else {
-    const rows = await tx.execute<{ id: number }>(sql`
-      with moved as (
-        update connections set captcha_status = 'disabled', captcha_next_retry_at = null, updated_at = now()
-        where captcha_status = 'retrying'
-        returning id, captcha_attempts
-      ),
-      noted as (
-        insert into captcha_attempts (connection_id, kind, attempt, detail)
-        select id, 'disabled', captcha_attempts, 'captcha.enabled turned to "0": pending retry cancelled' from moved
-      )
-      select id::float8 as id from moved`);
-    await removeJobs(tx, rows.map((r) => captchaJobKey(Number(r.id))));
+    const ids = await moveConnections(tx, 'retrying', 'disabled', 'disabled', 'captcha.enabled turned to "0": pending retry cancelled');
+    await removeJobs(tx, ids.map(captchaJobKey));
   }
+}
+
+/**
+ * Every connection in captcha status `from` goes to `to` (due at once when retrying, nothing
+ * due when disabled), with a history row saying why; returns their ids.
+ */
+async function moveConnections(tx: Tx, from: CaptchaStatus, to: CaptchaStatus, kind: HistoryKind, detail: string): Promise<number[]> {
+  const rows = await tx.execute<{ id: number }>(sql`
+    with moved as (
+      update connections
+      set captcha_status = ${to}, captcha_next_retry_at = case when ${to} = 'retrying' then now() end, updated_at = now()
+      where captcha_status = ${from}
+      returning id, captcha_attempts
+    ),
+    noted as (
+      insert into captcha_attempts (connection_id, kind, attempt, detail)
+      select id, ${kind}, captcha_attempts, ${detail} from moved
+    )
+    select id::float8 as id from moved`);
+  return rows.map((r) => Number(r.id));
 }

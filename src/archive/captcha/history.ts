@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { Tx } from '../db/client.js';
-import { captchaAttempts } from '../db/schema/index.js';
+import type { Tx } from '../../db/client.js';
+import { captchaAttempts } from '../../db/schema/index.js';
 
 /**
  * Kinds of captcha history rows (table captcha_attempts), one row per thing that happened:
