@@ -79,8 +79,8 @@ async function connection(u: number, c: number) {
 }
 /** Pending captcha_resync jobs of a connection, whatever their key. */
 async function resyncJobs(c: number) {
-  return ctx.database.sql<{ key: string | null; run_at_ms: number; attempts: number; last_error: string | null }[]>`
-    select j.key, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms, j.attempts, j.last_error
+  return ctx.database.sql<{ key: string | null; run_at_ms: number; attempts: number; last_error: string | null; locked: boolean }[]>`
+    select j.key, (extract(epoch from j.run_at) * 1000)::float8 as run_at_ms, j.attempts, j.last_error, j.locked_at is not null as locked
     from graphile_worker.jobs j
     join graphile_worker._private_jobs p using (id) -- the public view has no payload
     where j.task_identifier = 'captcha_resync' and (p.payload->>'connectionId')::bigint = ${c}`;
@@ -304,7 +304,11 @@ describe('captcha-induced retries', () => {
     // Two tries instead of ten, so the test does not go through them all.
     expect(await rescheduleNow(ctx.deps.db, sql`key = ${captchaJobKey(c)}`, { maxAttempts: 2 })).toBe(1);
     await waitFor('the first request', async () => callsFor(u, c).length === 1);
-    await waitFor('the job to be put back', async () => (await resyncJobs(c))[0]?.attempts === 1);
+    // attempts counts up when a worker takes the job: put back is when it is also unlocked.
+    await waitFor('the job to be put back', async () => {
+      const [job] = await resyncJobs(c);
+      return job?.attempts === 1 && !job.locked;
+    });
     await makeDue(c);
     await noPendingJob(c);
     expect(callsFor(u, c)).toHaveLength(2);
