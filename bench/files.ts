@@ -10,6 +10,7 @@ import type { JobHelpers } from 'graphile-worker';
 import { request } from 'undici';
 import { linkSignerOf, loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
+import { createNotifyServices } from '../src/notify/services.js';
 import { createFetchDispatcher, defaultFetchLimits, download } from '../src/files/fetch.js';
 import { closeSharedRenderers } from '../src/files/chromium.js';
 import { fetchDocumentFile } from '../src/files/tasks.js';
@@ -124,7 +125,7 @@ async function runProbe(mode: string, url: string, maxBytes: number, databaseUrl
       LOG_LEVEL: 'silent',
     });
     const database = openDatabase(databaseUrl!);
-    const deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics() };
+    const deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
     const handler = fetchDocumentFile(deps);
     op = () => handler({ documentId: documentId! }, { job: { attempts: 1, max_attempts: 25 } } as unknown as JobHelpers);
     close = () => database.close();

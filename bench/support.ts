@@ -10,6 +10,7 @@ import { openDatabase, type Database } from '../src/db/client.js';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import type { Deps } from '../src/deps.js';
+import { createNotifyServices } from '../src/notify/services.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/ops/metrics.js';
 
@@ -64,7 +65,7 @@ export async function startBenchService(env: Record<string, string> = {}): Promi
     ...env,
   });
   const database = openDatabase(databaseUrl, { max: 20 });
-  const deps: Deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics() };
+  const deps: Deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
   const http = serve({ fetch: createApp(deps).fetch, port, hostname: '127.0.0.1' });
   return {
     config,

@@ -10,6 +10,7 @@ import type { Deps } from './deps.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './ops/metrics.js';
 import { serveMetrics } from './ops/metrics-routes.js';
+import { createNotifyServices } from './notify/services.js';
 import { startWorker, type Worker } from './worker.js';
 
 /**
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
 
   await migrateDatabase(databaseUrl);
   const database = openDatabase(databaseUrl);
-  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config), metrics: createMetrics() };
+  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
 
   let server: ServerType | undefined;
   let worker: Worker | undefined;
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
       metricsServer && new Promise<void>((resolve) => metricsServer.close(() => resolve())),
       worker?.stop(),
     ]);
+    await deps.notify.close();
     await database.close();
     await stopEmbedded?.();
     log.info('stopped');

@@ -6,6 +6,7 @@ import { createApp } from '../src/app.js';
 import { linkSignerOf, loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { freePort } from '../src/db/embedded.js';
+import { createNotifyServices } from '../src/notify/services.js';
 import { createLogger } from '../src/logger.js';
 import { ADMIN_TOKEN, INBOUND_SECRET } from './helpers/context.js';
 import { powensHeaders, syncedPayload } from './helpers/webhooks.js';
@@ -16,7 +17,7 @@ const port = await freePort(); // nothing listens there
 const database = openDatabase(`postgres://postgres@127.0.0.1:${port}/none`, { max: 1 });
 afterAll(() => database.close());
 const config = loadConfig({ DATA_DIR: mkdtempSync(join(tmpdir(), 'docrelay-')), ADMIN_TOKEN, INBOUND_WEBHOOK_SECRET: INBOUND_SECRET, LINK_SECRET: 'x'.repeat(20), LOG_LEVEL: 'silent' });
-const app = createApp({ config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics() });
+const app = createApp({ config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) });
 
 it('GET /health answers 503', async () => {
   const res = await app.request('/health');

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPublicAddress } from '../src/files/address.js';
+import { isPublicAddress } from '../src/net/address.js';
 import { createFetchDispatcher, defaultFetchLimits, download, FetchError } from '../src/files/fetch.js';
 import { startProviderSite, type ProviderSite } from './helpers/provider.js';
 

@@ -81,7 +81,7 @@ describe('webhook endpoints API', () => {
     await strict.startWorker();
     await strict.sendWebhook('CONNECTION_SYNCED', syncedPayload({ userId: 62, connectionId: 620, subscriptions: [{ id: 6200 }] }));
     const rows = await waitForAttempt(strict, ep.id);
-    expect(rows.error).toMatch(/private address/);
+    expect(rows.error).toMatch(/private or reserved address/);
     expect(rows.status_code).toBeNull();
     expect(r.received).toHaveLength(0);
   });

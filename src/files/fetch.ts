@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { createWriteStream } from 'node:fs';
-import { isIP } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
-import { isPublicAddress } from './address.js';
+import { BLOCKED_ADDRESS as BLOCKED, guardedLookup, isPublicAddress, refusedLiteral, type AddressPolicy } from '../net/address.js';
 
 export interface FetchLimits {
   maxBytes: number;
@@ -61,28 +59,6 @@ export interface Downloaded {
   finalUrl: string;
 }
 
-const BLOCKED = 'ERR_DOCRELAY_BLOCKED_ADDRESS';
-const blocked = (host: string, address: string) =>
-  Object.assign(
-    new Error(host === address ? `${address} is a private or reserved address` : `${host} resolves to ${address}, a private or reserved address`),
-    { code: BLOCKED },
-  );
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
-/** dns.lookup, refusing the whole answer when any address in it is not allowed. */
-const guardedLookup =
-  (allowed: (ip: string) => boolean) =>
-  (hostname: string, options: { all?: boolean; family?: number }, callback: LookupCallback): void => {
-    dnsLookup(hostname, { family: options.family ?? 0, all: true }, (err, addresses) => {
-      if (err) return callback(err, []);
-      const bad = addresses.find((a) => !allowed(a.address));
-      if (bad) return callback(blocked(hostname, bad.address), []);
-      if (options.all) return callback(null, addresses);
-      callback(null, addresses[0].address, addresses[0].family);
-    });
-  };
-
 /**
  * An undici dispatcher whose connector checks the destination at connect time. Node skips
  * `lookup` for literal IPs, so those are checked here before the socket is created.
@@ -90,17 +66,15 @@ const guardedLookup =
 export function createFetchDispatcher(
   limits: Pick<FetchLimits, 'allowPrivateNetworks' | 'connectTimeoutMs'>,
   /** The address policy; tests narrow it to show that a redirect hop is checked again. */
-  allowed: (ip: string) => boolean = isPublicAddress,
+  allowed: AddressPolicy = isPublicAddress,
 ): Dispatcher {
   const base = buildConnector({
     timeout: limits.connectTimeoutMs,
     ...(limits.allowPrivateNetworks ? {} : { lookup: guardedLookup(allowed) as never }),
   });
   const connect: buildConnector.connector = (opts, callback) => {
-    if (!limits.allowPrivateNetworks) {
-      const host = opts.hostname.replace(/^\[|\]$/g, '');
-      if (isIP(host) && !allowed(host)) return callback(blocked(host, host), null);
-    }
+    const refused = limits.allowPrivateNetworks ? null : refusedLiteral(opts.hostname, allowed);
+    if (refused) return callback(refused, null);
     base(opts, callback);
   };
   return new Agent({ connect, connections: 16, keepAliveTimeout: 4_000 });

@@ -7,7 +7,7 @@ import { failingEndpointQueue, messageJobKey } from '../jobs/keys.js';
 import type { Db } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { enqueueMany } from '../jobs/enqueue.js';
-import { postJson, type PostResult } from './http.js';
+import type { PostResult } from './http.js';
 import { nextStepAfterAttempt, type Decision } from './retry.js';
 import { activeSecrets, signedHeaders } from './signing.js';
 
@@ -107,7 +107,7 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
   const results = await mapBounded(toSend, parallelRequests, async ({ item, m, endpoint }) => {
     const at = new Date();
     const headers = signedHeaders(item.messageId, at, m.body, activeSecrets(endpoint, at));
-    const result = await postJson(m.url, m.body, headers, { timeoutMs: deliveryTimeoutMs, allowPrivate: deps.config.fetchAllowPrivateNetworks });
+    const result = await deps.notify.webhooks.post(m.url, m.body, headers, { timeoutMs: deliveryTimeoutMs });
     const decision = nextStepAfterAttempt(item.attempt, result, { now: Date.now(), failingSinceMs: endpoint.failingSince?.getTime() ?? null });
     return { item, endpoint, result, decision };
   });

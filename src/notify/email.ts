@@ -1,17 +1,9 @@
 import { Readable } from 'node:stream';
 import { eq, sql } from 'drizzle-orm';
-import nodemailer, { type Transporter } from 'nodemailer';
 import { documentFiles, documents, emailDeliveries, subscriptions } from '../db/schema/index.js';
 import { PgBlobStore } from '../files/store.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { attachmentName, composeMail } from './mail.js';
-
-const transports = new Map<string, Transporter>();
-const transportFor = (url: string) => {
-  let t = transports.get(url);
-  if (!t) transports.set(url, (t = nodemailer.createTransport(url)));
-  return t;
-};
 
 /** SMTP reply codes 5xx are permanent refusals (bad recipient, policy): trying again cannot help. */
 const isPermanent = (err: unknown) => {
@@ -42,7 +34,8 @@ export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps
       .where(eq(emailDeliveries.documentId, documentId));
   };
 
-  if (!deps.config.smtpUrl) {
+  const mailer = deps.notify.mailer;
+  if (!mailer) {
     await settle('failed', 'smtp_not_configured');
     return;
   }
@@ -66,7 +59,7 @@ export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps
   const { subject, text } = composeMail(d, row.label, { attached: attachments.length > 0, status: file?.status ?? 'none' });
 
   try {
-    await transportFor(deps.config.smtpUrl).sendMail({
+    await mailer.sendMail({
       from: deps.config.mailFrom,
       to: delivery.to,
       subject,

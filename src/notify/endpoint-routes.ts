@@ -10,7 +10,6 @@ import { AppError, notFound } from '../errors.js';
 import { eventTypes } from '../events/record.js';
 import { newRouter } from '../http/router.js';
 import { newEndpointSecret } from './signing.js';
-import { svixMirror } from './svix.js';
 import { endpointUrlProblem } from './url.js';
 
 /** Customer webhook endpoints (`/webhook-endpoints` in /openapi.json), admin only. */
@@ -84,7 +83,7 @@ const rotate = createRoute({
 const newEndpointId = () => `ep_${randomBytes(12).toString('hex')}`;
 
 export function endpointRoutes(deps: Deps) {
-  const mirror = svixMirror(deps.config);
+  const mirror = deps.notify.svix;
   return newRouter()
     .openapi(create, async (c) => {
       requireAdmin(c);

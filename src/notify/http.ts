@@ -1,8 +1,7 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
-import { isPublicAddress } from '../files/address.js';
+import type { LookupFunction } from 'node:net';
+import { BLOCKED_ADDRESS, guardedLookup, isPublicAddress, refusedLiteral, type AddressPolicy, type Resolver } from '../net/address.js';
 
 export interface PostResult {
   status: number | null;
@@ -15,36 +14,10 @@ export interface PostResult {
 
 export const responseLogBytes = 2048;
 
-export function publicOnlyLookup(allowPrivate: boolean): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err) return callback(err, '', 0);
-      const list = (addresses as unknown as LookupAddress[]).filter((a) => allowPrivate || isPublicAddress(a.address));
-      if (list.length === 0) {
-        const e = Object.assign(new Error(`${hostname} resolves to a private address`), { code: 'EPRIVATEADDRESS' });
-        return callback(e, '', 0);
-      }
-      if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
-      callback(null, list[0].address, list[0].family);
-    });
-  };
-}
-
-/**
- * Keep-alive agents: a busy endpoint gets its messages over a few warm connections rather
- * than a TCP (and TLS) handshake each. A pooled socket was checked when it connected and
- * its address cannot change; every new connection goes through the checking lookup.
- */
-const agents = new Map<string, http.Agent>();
-function agentFor(protocol: string, allowPrivate: boolean): http.Agent {
-  const key = `${protocol}${allowPrivate}`;
-  let a = agents.get(key);
-  if (!a) {
-    const options = { keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' as const, lookup: publicOnlyLookup(allowPrivate) };
-    a = protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-    agents.set(key, a);
-  }
-  return a;
+/** Posts to customer endpoints over its own keep-alive agents; built in main.ts (or a test), closed on shutdown. */
+export interface WebhookClient {
+  post(url: string, body: string, headers: Record<string, string>, opts: { timeoutMs: number }): Promise<PostResult>;
+  close(): void;
 }
 
 /**
@@ -52,36 +25,54 @@ function agentFor(protocol: string, allowPrivate: boolean): http.Agent {
  * must control four things exactly: redirects are never followed (a 3xx is an answer like
  * any other, and a redirect could point inside our network); the whole exchange has one
  * deadline; only the first few KB of the answer are kept for the log; and the address is
- * checked after DNS resolution, on the very connection, so that a name re-pointed to
- * 127.0.0.1 after the endpoint was created (DNS rebinding) is still refused.
+ * checked after DNS resolution, on the very connection, with the same rule as downloads
+ * (net/address.ts), so that a name re-pointed to 127.0.0.1 after the endpoint was created
+ * (DNS rebinding) is still refused.
  */
-export async function postJson(
-  url: string,
-  body: string,
-  headers: Record<string, string>,
-  opts: { timeoutMs: number; allowPrivate: boolean },
-): Promise<PostResult> {
-  const first = await postOnce(url, body, headers, opts);
-  // The receiver closed an idle pooled connection just as we reused it: that says nothing
-  // about the receiver, so try once more on a fresh connection before calling it a failure.
-  if (first.staleSocket) return postOnce(url, body, headers, opts);
-  return first;
+export function createWebhookClient(opts: {
+  allowPrivate: boolean;
+  /** The address policy (net/address.ts); tests narrow it, as loopback is all they reach. */
+  allowed?: AddressPolicy;
+  resolve?: Resolver;
+}): WebhookClient {
+  const allowed = opts.allowPrivate ? () => true : opts.allowed ?? isPublicAddress;
+  /**
+   * Keep-alive agents: a busy endpoint gets its messages over a few warm connections rather
+   * than a TCP (and TLS) handshake each. A pooled socket was checked when it connected and
+   * its address cannot change; every new connection goes through the checking lookup.
+   */
+  const agentOptions = { keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' as const, lookup: guardedLookup(allowed, opts.resolve) as LookupFunction };
+  const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agent(agentOptions) };
+  const send = (url: URL, body: string, headers: Record<string, string>, timeoutMs: number) => {
+    const refused = refusedLiteral(url.hostname, allowed);
+    if (refused) return Promise.resolve({ status: null, retryAfter: null, response: null, error: `${BLOCKED_ADDRESS}: ${refused.message}`, durationMs: 0 });
+    return postOnce(url, body, headers, timeoutMs, url.protocol === 'https:' ? agents['https:'] : agents['http:']);
+  };
+  return {
+    async post(raw, body, headers, { timeoutMs }) {
+      const url = new URL(raw);
+      const first = await send(url, body, headers, timeoutMs);
+      // The receiver closed an idle pooled connection just as we reused it: that says nothing
+      // about the receiver, so try once more on a fresh connection before calling it a failure.
+      if ('staleSocket' in first && first.staleSocket) return send(url, body, headers, timeoutMs);
+      return first;
+    },
+    close() {
+      agents['http:'].destroy();
+      agents['https:'].destroy();
+    },
+  };
 }
 
 function postOnce(
-  url: string,
+  u: URL,
   body: string,
   headers: Record<string, string>,
-  opts: { timeoutMs: number; allowPrivate: boolean },
+  timeoutMs: number,
+  agent: http.Agent,
 ): Promise<PostResult & { staleSocket?: boolean }> {
   const started = performance.now();
-  const u = new URL(url);
   const mod = u.protocol === 'https:' ? https : http;
-  // node:net connects to an IP literal without calling `lookup`: check those here.
-  const literal = u.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(literal) && !opts.allowPrivate && !isPublicAddress(literal)) {
-    return Promise.resolve({ status: null, retryAfter: null, response: null, error: `EPRIVATEADDRESS: ${literal} is a private address`, durationMs: 0 });
-  }
   return new Promise((resolve) => {
     let settled = false;
     const finish = (r: Omit<PostResult, 'durationMs'> & { staleSocket?: boolean }) => {
@@ -95,7 +86,7 @@ function postOnce(
       {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'docrelay-webhooks/1' },
-        agent: agentFor(u.protocol, opts.allowPrivate),
+        agent,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -123,8 +114,8 @@ function postOnce(
     );
     const timer = setTimeout(() => {
       req.destroy();
-      finish({ status: null, retryAfter: null, response: null, error: `timeout after ${opts.timeoutMs} ms` });
-    }, opts.timeoutMs);
+      finish({ status: null, retryAfter: null, response: null, error: `timeout after ${timeoutMs} ms` });
+    }, timeoutMs);
     req.on('error', (err: NodeJS.ErrnoException) => {
       const staleSocket = req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
       finish({ status: null, retryAfter: null, response: null, error: err.code ? `${err.code}: ${err.message}` : err.message, staleSocket });

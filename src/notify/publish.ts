@@ -1,7 +1,6 @@
 import { eq } from 'drizzle-orm';
 import { events } from '../db/schema/index.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
-import { svixMirror } from './svix.js';
 
 /**
  * publish_event (Svix API mode) — hand one event to Svix. A failure throws, so
@@ -9,7 +8,7 @@ import { svixMirror } from './svix.js';
  * retry harmless.
  */
 export const publishEvent: JobHandlerFactory<'publish_event'> = (deps) => async ({ eventId }) => {
-  const mirror = svixMirror(deps.config);
+  const mirror = deps.notify.svix;
   if (!mirror) {
     deps.log.warn({ eventId }, 'publish_event without SVIX_API_KEY: event not published');
     return;

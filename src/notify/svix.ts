@@ -18,18 +18,10 @@ export interface SvixMirror {
   publish(e: { id: string; type: string; timestamp: string; data: unknown }): Promise<void>;
 }
 
-const clients = new Map<string, SvixMirror>();
-
-/** The Svix mirror of this configuration, or null in direct mode. One per configuration, so setup runs once. */
-export function svixMirror(config: Config): SvixMirror | null {
+/** The Svix mirror of this configuration, or null in direct mode; built once (main.ts), so setup runs once. */
+export function createSvixMirror(config: Pick<Config, 'svixApiKey' | 'svixServerUrl'>): SvixMirror | null {
   if (!config.svixApiKey) return null;
-  const key = `${config.svixServerUrl ?? ''} ${config.svixApiKey}`;
-  let m = clients.get(key);
-  if (!m) {
-    m = createMirror(new Svix(config.svixApiKey, config.svixServerUrl ? { serverUrl: config.svixServerUrl } : {}));
-    clients.set(key, m);
-  }
-  return m;
+  return createMirror(new Svix(config.svixApiKey, config.svixServerUrl ? { serverUrl: config.svixServerUrl } : {}));
 }
 
 const isStatus = (err: unknown, ...codes: number[]) => err instanceof ApiException && codes.includes(err.code);

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { isPublicAddress } from '../files/address.js';
+import { isPublicAddress } from '../net/address.js';
 
 /**
  * Check a customer's endpoint URL when it is registered: http or https, no credentials in

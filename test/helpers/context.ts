@@ -6,6 +6,7 @@ import { createApp, type App } from '../../src/app.js';
 import { type Config, linkSignerOf, loadConfig } from '../../src/config.js';
 import type { Deps } from '../../src/deps.js';
 import { createLogger } from '../../src/logger.js';
+import { createNotifyServices } from '../../src/notify/services.js';
 import { startWorker, type Worker } from '../../src/worker.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { powensHeaders } from './webhooks.js';
@@ -40,7 +41,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     DATABASE_URL: database.url,
     ...env,
   });
-  const deps: Deps = { config, db: database.db, log: createLogger(config.logLevel), links: linkSignerOf(config), metrics: createMetrics() };
+  const deps: Deps = { config, db: database.db, log: createLogger(config.logLevel), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
   const app = createApp(deps);
   const workers: Worker[] = [];
 
@@ -75,6 +76,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     },
     close: async () => {
       await Promise.all(workers.map((w) => w.stop()));
+      await deps.notify.close();
       await database.drop();
     },
   };

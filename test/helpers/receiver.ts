@@ -25,6 +25,8 @@ export interface Receiver {
   maxInFlight: number;
   respond: Responder;
   verifyWith: string[];
+  /** TCP connections open right now. */
+  connections(): number;
   /** Answer every hanging request, and any later one, with 500 so the server can close. */
   release(): void;
   close(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startReceiver(respond: Responder = () => ({ status: 200 })
     maxInFlight: 0,
     respond,
     verifyWith: [],
+    connections: () => sockets.size,
     release: () => {
       released = true;
       for (const res of hanging) res.writeHead(500).end('released');
@@ -86,6 +89,11 @@ export async function startReceiver(respond: Responder = () => ({ status: 200 })
       }
       if (out) res.writeHead(out.status, out.headers).end(out.body ?? '');
     });
+  });
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
