@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from './helpers/context.js';
@@ -224,5 +225,38 @@ describe('webhook delivery', () => {
     await waitUntil(async () => (await messageRows(ep.id))[0]?.status === 'succeeded', 5_000, 'message succeeded');
     const list = await (await ctx.request('GET', '/webhook-endpoints')).json();
     expect(list.endpoints[0].disabled).toBe(false);
+  });
+
+  it('records any answer a receiver sends (NUL, binary, gzip) and never lets one record fail the batch', async () => {
+    // Five first attempts in one batch; three answers that a text column cannot take as they are.
+    const answers = [
+      { body: 'ok\u0000done' },
+      { body: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0x0d, 0xff, 0xfe]), type: 'image/png' },
+      { body: gzipSync('{"ok":true}'), encoding: 'gzip' },
+      { body: 'caf\u00e9 \u001b[31mred' },
+      { body: 'fine' },
+    ];
+    const r = await receiver((req, n, res) => {
+      const a = answers[(n - 1) % answers.length];
+      res.writeHead(200, { 'content-type': a.type ?? 'text/plain', ...(a.encoding ? { 'content-encoding': a.encoding } : {}) }).end(a.body);
+    });
+    const ep = await createEndpoint(ctx, { url: r.url });
+    await sync(syncedPayload({ userId: 60, connectionId: 600, subscriptions: [{ id: 6000 }, { id: 6001 }, { id: 6002 }, { id: 6003 }, { id: 6004 }] }));
+    expect(await pendingJobs(ctx, 'deliver_messages')).toHaveLength(1);
+    await ctx.startWorker();
+    await waitUntil(async () => (await messageRows(ep.id)).every((m) => m.status === 'succeeded'), 15_000, 'every message succeeded');
+    await waitUntil(async () => (await pendingJobs(ctx, 'deliver_messages')).length === 0, 5_000, 'the batch job done');
+    expect(r.received).toHaveLength(5);
+    expect(new Set(r.received.map((g) => g.headers['webhook-id'])).size).toBe(5);
+
+    const log = await (await ctx.request('GET', `/webhook-endpoints/${ep.id}/deliveries`)).json();
+    expect(log.deliveries).toHaveLength(5);
+    const responses = log.deliveries.map((d: any) => d.response as string);
+    for (const text of responses) expect(text).not.toMatch(/[\u0000\u001b]/);
+    expect(responses).toContain('fine');
+    expect(responses).toContain('café \ufffd[31mred');
+    expect(responses.find((t: string) => t.includes('gzip'))).toBe(`[binary response: ${gzipSync('{"ok":true}').length} bytes, text/plain, content-encoding gzip] base64:${gzipSync('{"ok":true}').toString('base64')}`);
+    expect(responses.find((t: string) => t.includes('image/png'))).toMatch(/^\[binary response: 10 bytes, image\/png\] base64:/);
+    expect(responses.find((t: string) => t.startsWith('[binary') && t.includes('text/plain') && !t.includes('gzip'))).toBe(`[binary response: 7 bytes, text/plain] base64:${Buffer.from('ok\u0000done').toString('base64')}`);
   });
 });

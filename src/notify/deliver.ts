@@ -116,9 +116,31 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
     deps.metrics.deliveries.inc({ endpoint: endpoint.id, outcome: decision.kind === 'succeeded' ? 'succeeded' : 'failed' });
     deps.metrics.deliveryDuration.observe({ endpoint: endpoint.id }, result.durationMs / 1000);
   }
-  await recordSuccesses(deps.db, results.filter((r) => r.decision.kind === 'succeeded'));
+  const succeeded = results.filter((r) => r.decision.kind === 'succeeded');
+  const unrecorded: unknown[] = [];
+  try {
+    await recordSuccesses(deps.db, succeeded);
+  } catch {
+    // One attempt the batch statement cannot take must not cost the others their record
+    // (and a second POST each): record them one by one.
+    for (const r of succeeded) await recordEach(r, (x) => recordSuccesses(deps.db, [x]), unrecorded);
+  }
   for (const r of results.filter((r) => r.decision.kind !== 'succeeded')) {
-    await recordFailure(deps, r.item, r.endpoint, r.result, r.decision);
+    await recordEach(r, (x) => recordFailure(deps, x.item, x.endpoint, x.result, x.decision), unrecorded);
+  }
+  if (unrecorded.length) {
+    // The job fails and is retried; the attempts recorded above are skipped then.
+    deps.log.error({ count: unrecorded.length, err: unrecorded[0] }, 'webhook delivery attempts could not be recorded');
+    throw new Error(`${unrecorded.length} delivery attempts could not be recorded`);
+  }
+}
+
+/** Record one attempt; if that fails, once more without the receiver's answer (the only part a receiver controls). */
+async function recordEach<R extends { result: PostResult }>(r: R, write: (r: R) => Promise<void>, unrecorded: unknown[]) {
+  try {
+    await write(r);
+  } catch {
+    await write({ ...r, result: { ...r.result, response: '[response not recordable]' } }).catch((err) => unrecorded.push(err));
   }
 }
 

@@ -14,6 +14,30 @@ export interface PostResult {
 
 export const responseLogBytes = 2048;
 
+// C0 controls but tab, LF and CR, and DEL: NUL cannot be stored in a PostgreSQL text (nor
+// sent as a \u0000 JSON escape), the others only garble a log reader's terminal.
+const controls = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
+
+/**
+ * The start of a receiver's answer as text that can always be stored and shown: whatever a
+ * receiver sends (NUL bytes, binary, gzip, invalid UTF-8) must never make the attempt
+ * impossible to record — a delivery that cannot be recorded is re-sent for ever. Text is
+ * kept as text (invalid sequences and control characters become U+FFFD); an encoded or
+ * binary answer is kept as its bytes, in base64, behind a short description.
+ */
+export function responseForLog(bytes: Buffer, headers: { 'content-type'?: string; 'content-encoding'?: string }): string {
+  const type = headers['content-type']?.replace(controls, '\uFFFD');
+  const encoding = headers['content-encoding']?.replace(controls, '\uFFFD');
+  const text = bytes.toString('utf8');
+  const invalid = text.match(/\uFFFD/g)?.length ?? 0;
+  const binary = bytes.includes(0) || invalid > Math.max(4, text.length / 10);
+  if ((encoding && encoding !== 'identity') || binary) {
+    const what = [`${bytes.length} bytes`, type, encoding && `content-encoding ${encoding}`].filter(Boolean).join(', ');
+    return `[binary response: ${what}] base64:${bytes.toString('base64')}`;
+  }
+  return text.replace(controls, '\uFFFD');
+}
+
 /** Posts to customer endpoints over its own keep-alive agents; built in main.ts (or a test), closed on shutdown. */
 export interface WebhookClient {
   post(url: string, body: string, headers: Record<string, string>, opts: { timeoutMs: number }): Promise<PostResult>;
@@ -93,9 +117,9 @@ function postOnce(
         let kept = 0;
         const done = () => {
           if (settled) return;
-          const text = Buffer.concat(chunks).toString('utf8');
+          const response = responseForLog(Buffer.concat(chunks), res.headers);
           const ra = res.headers['retry-after'];
-          finish({ status: res.statusCode ?? null, retryAfter: Array.isArray(ra) ? ra[0] : ra ?? null, response: text, error: null });
+          finish({ status: res.statusCode ?? null, retryAfter: Array.isArray(ra) ? ra[0] : ra ?? null, response, error: null });
         };
         res.on('data', (c: Buffer) => {
           if (kept < responseLogBytes) {
