@@ -138,6 +138,23 @@ describe('webhook delivery', () => {
     expect(await messageRows(ep.id)).toHaveLength(1);
   });
 
+  it('stops at the first 410 of a batch: the receiver gets none of the other messages', async () => {
+    const r = await receiver(() => ({ status: 410 }));
+    const ep = await createEndpoint(ctx, { url: r.url });
+    const subs = Array.from({ length: 20 }, (_, i) => ({ id: 5450 + i }));
+    await sync(syncedPayload({ userId: 545, connectionId: 5450, subscriptions: subs }));
+    expect(await pendingJobs(ctx, 'deliver_messages')).toHaveLength(1);
+    await ctx.startWorker();
+    await waitUntil(async () => {
+      const rows = await messageRows(ep.id);
+      return rows.length === 20 && rows.every((m) => m.status === 'failed');
+    }, 10_000, 'every message failed');
+    await waitUntil(async () => (await pendingJobs(ctx, 'deliver_messages')).length === 0, 5_000, 'the batch job done');
+    expect(r.received).toHaveLength(1);
+    const [row] = await ctx.deps.db.execute<{ disabled: boolean; disabled_reason: string }>(sql`select disabled, disabled_reason from webhook_endpoints where id = ${ep.id}`);
+    expect(row).toEqual({ disabled: true, disabled_reason: 'gone' });
+  });
+
   it('disables an endpoint that has been failing for 5 days', async () => {
     const r = await receiver(() => ({ status: 500 }));
     const ep = await createEndpoint(ctx, { url: r.url });

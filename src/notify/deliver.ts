@@ -93,24 +93,32 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
       else toSend.push({ item, m, endpoint });
     }
   }
-  if (disabled.length) {
-    await deps.db.execute(sql`
-      update messages set status = 'failed', next_attempt_at = null
-      where id = any(${sqlArray(disabled, 'text')}) and status = 'pending'`);
-  }
+  if (disabled.length) await markFailed(deps.db, disabled);
   await enqueueMany(
     deps.db,
     'deliver_message',
     toLane.map((item) => ({ payload: item, jobKey: messageJobKey(item.messageId), queueName: failingEndpointQueue(byId.get(item.messageId)!.endpoint_id) })),
   );
 
-  const results = await mapBounded(toSend, parallelRequests, async ({ item, m, endpoint }) => {
+  // The first message of each endpoint goes alone, the rest after it in parallel: an
+  // endpoint that answers 410 Gone (or is disabled by that attempt) gets nothing more from
+  // this job — not the other 99 of its batch. Those stay for a replay, as `failed`.
+  const stopped = new Set<string>();
+  const attempt = async ({ item, m, endpoint }: (typeof toSend)[number]) => {
+    if (stopped.has(endpoint.id)) return null;
     const at = new Date();
     const headers = signedHeaders(item.messageId, at, m.body, activeSecrets(endpoint, at));
     const result = await deps.notify.webhooks.post(m.url, m.body, headers, { timeoutMs: deliveryTimeoutMs });
     const decision = nextStepAfterAttempt(item.attempt, result, { now: Date.now(), failingSinceMs: endpoint.failingSince?.getTime() ?? null });
+    if (decision.kind === 'disable_endpoint') stopped.add(endpoint.id);
     return { item, endpoint, result, decision };
-  });
+  };
+  const firsts = toSend.filter((x, i) => toSend.findIndex((y) => y.endpoint.id === x.endpoint.id) === i);
+  const rest = toSend.filter((x) => !firsts.includes(x));
+  const made = [...(await mapBounded(firsts, parallelRequests, attempt)), ...(await mapBounded(rest, parallelRequests, attempt))];
+  const results = made.filter((r) => r !== null);
+  const notSent = toSend.filter((x) => stopped.has(x.endpoint.id) && !results.some((r) => r.item === x.item)).map((x) => x.item.messageId);
+  if (notSent.length) await markFailed(deps.db, notSent);
 
   for (const { endpoint, result, decision } of results) {
     deps.metrics.deliveries.inc({ endpoint: endpoint.id, outcome: decision.kind === 'succeeded' ? 'succeeded' : 'failed' });
@@ -142,6 +150,13 @@ async function recordEach<R extends { result: PostResult }>(r: R, write: (r: R) 
   } catch {
     await write({ ...r, result: { ...r.result, response: '[response not recordable]' } }).catch((err) => unrecorded.push(err));
   }
+}
+
+/** Messages not sent because their endpoint is disabled: `failed`, for a replay or `enable` to send. */
+async function markFailed(db: Db, ids: string[]) {
+  await db.execute(sql`
+    update messages set status = 'failed', next_attempt_at = null
+    where id = any(${sqlArray(ids, 'text')}) and status = 'pending'`);
 }
 
 type EndpointState = {
