@@ -6,6 +6,8 @@ import { waitForIdleQueue } from './helpers/jobs.js';
 import { createEndpoint, makeDueNow, pendingJobs } from './helpers/notify.js';
 import { startReceiver, waitUntil, type Receiver } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
+import { recordEvents } from '../src/events/record.js';
+import { signedFileUrl, verifyFileLink } from '../src/lib/file-links.js';
 
 // Customer webhook delivery, end to end: inbound webhook → diff → events → messages → worker
 // → a real HTTP receiver on 127.0.0.1 that checks every signature with svix's Webhook.verify.
@@ -136,6 +138,41 @@ describe('webhook delivery', () => {
     expect(await pendingJobs(ctx)).toHaveLength(0);
     await sync(syncedPayload({ userId: 54, connectionId: 540, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: 5400 }, { id: 5401 }] }));
     expect(await messageRows(ep.id)).toHaveLength(1);
+  });
+
+  it('signs the file links of a message afresh on each attempt, with the same webhook-id', async () => {
+    const r = await receiver((_req, n) => ({ status: n === 1 ? 500 : 200 }));
+    const ep = await createEndpoint(ctx, { url: r.url });
+    r.verifyWith = [ep.secret];
+    // Announced two days ago: the links in the stored body expired long since.
+    const twoDaysAgo = Date.now() - 2 * 86400_000;
+    const stale = signedFileUrl(ctx.deps.links, 'file', 4242, twoDaysAgo);
+    const staleThumb = signedFileUrl(ctx.deps.links, 'thumbnail', 4242, twoDaysAgo);
+    const forged = `${ctx.deps.links.publicUrl}/files/77?exp=1&sig=AAAA`;
+    await ctx.deps.db.transaction((tx) =>
+      recordEvents(tx, [{
+        type: 'document.created', dedupeKey: 'document.created:4242', userId: 42, connectionId: null,
+        data: { document: { id: 4242, name: `see ${forged}`, url: stale, thumb_url: staleThumb }, user_id: 42 },
+      }]),
+    );
+    await ctx.startWorker();
+    await r.waitFor(1);
+    await waitUntil(async () => (await pendingJobs(ctx)).some((j) => j.payload.attempt === 2), 5_000, 'the retry');
+    await makeDueNow(ctx);
+    await r.waitFor(2);
+    expect(r.received[1].headers['webhook-id']).toBe(r.received[0].headers['webhook-id']);
+    for (const got of r.received) {
+      expect(got.verified).toEqual([true]);
+      const doc = JSON.parse(got.body).data.document;
+      for (const [variant, link] of [['file', doc.url], ['thumbnail', doc.thumb_url]] as const) {
+        const u = new URL(link);
+        expect(u.pathname).toBe(variant === 'file' ? '/files/4242' : '/files/4242/thumbnail');
+        expect(verifyFileLink(ctx.config.linkSecret, variant, 4242, u.searchParams.get('exp')!, u.searchParams.get('sig')!)).toBe(true);
+        expect(Number(u.searchParams.get('exp')) * 1000).toBeGreaterThan(got.at);
+      }
+      // A look-alike this service never signed is not turned into a valid link.
+      expect(doc.name).toBe(`see ${forged}`);
+    }
   });
 
   it('stops at the first 410 of a batch: the receiver gets none of the other messages', async () => {

@@ -9,14 +9,16 @@ import type { Deps } from '../deps.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import type { PostResult } from './http.js';
 import { nextStepAfterAttempt, type Decision } from './retry.js';
+import { withFreshFileLinks } from './fresh-links.js';
 import { activeSecrets, signedHeaders } from './signing.js';
 
 export const deliveryTimeoutMs = 15_000;
 
 /**
  * The JSON customers receive, built by PostgreSQL from the event row (the stored `data` is
- * never parsed and re-serialised here): `{type, timestamp, data}`, the same bytes on every
- * retry — the timestamp is the event's, not the attempt's.
+ * never parsed and re-serialised here): `{type, timestamp, data}`, the same on every retry —
+ * the timestamp is the event's, not the attempt's — but for its file links, signed afresh
+ * for each attempt (fresh-links.ts).
  */
 const bodySql = sql`json_build_object('type', ev.type, 'timestamp', to_json(ev.created_at), 'data', ev.data)::text`;
 
@@ -107,8 +109,9 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
   const attempt = async ({ item, m, endpoint }: (typeof toSend)[number]) => {
     if (stopped.has(endpoint.id)) return null;
     const at = new Date();
-    const headers = signedHeaders(item.messageId, at, m.body, activeSecrets(endpoint, at));
-    const result = await deps.notify.webhooks.post(m.url, m.body, headers, { timeoutMs: deliveryTimeoutMs });
+    const body = withFreshFileLinks(m.body, deps.links, at.getTime());
+    const headers = signedHeaders(item.messageId, at, body, activeSecrets(endpoint, at));
+    const result = await deps.notify.webhooks.post(m.url, body, headers, { timeoutMs: deliveryTimeoutMs });
     const decision = nextStepAfterAttempt(item.attempt, result, { now: Date.now(), failingSinceMs: endpoint.failingSince?.getTime() ?? null });
     if (decision.kind === 'disable_endpoint') stopped.add(endpoint.id);
     return { item, endpoint, result, decision };
