@@ -130,6 +130,31 @@ describe('webhook endpoints API', () => {
     expect((await ctx.request('POST', '/webhook-endpoints/ep_unknown/rotate-secret')).status).toBe(404);
   });
 
+  it('a second rotation within 24 h keeps every secret replaced less than 24 h ago', async () => {
+    const r2 = await startReceiver();
+    try {
+      const ep = await createEndpoint(ctx, { url: r2.url, events: ['subscription.created'] });
+      const s1 = (await (await ctx.request('POST', `/webhook-endpoints/${ep.id}/rotate-secret`)).json()).secret;
+      const s2 = (await (await ctx.request('POST', `/webhook-endpoints/${ep.id}/rotate-secret`)).json()).secret;
+      r2.verifyWith = [ep.secret, s1, s2];
+      await ctx.startWorker();
+      await ctx.sendWebhook('CONNECTION_SYNCED', syncedPayload({ userId: 64, connectionId: 640, subscriptions: [{ id: 6400 }] }));
+      const [first] = await r2.waitFor(1);
+      expect(first.verified).toEqual([true, true, true]);
+      expect(String(first.headers['webhook-signature']).split(' ')).toHaveLength(3);
+
+      // The first secret's 24 h are over (it was replaced first): it alone stops signing.
+      await ctx.deps.db.execute(sql`
+        update webhook_endpoints set older_secrets = jsonb_set(older_secrets, '{0,expiresAt}', to_jsonb((now() - interval '1 second')::text))
+        where id = ${ep.id}`);
+      await ctx.sendWebhook('CONNECTION_SYNCED', syncedPayload({ userId: 64, connectionId: 640, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: 6400 }, { id: 6401 }] }));
+      const second = (await r2.waitFor(2))[1];
+      expect(second.verified).toEqual([false, true, true]);
+    } finally {
+      await r2.close();
+    }
+  });
+
   it('documents every route in OpenAPI', async () => {
     const doc = await (await ctx.app.request('/openapi.json')).json();
     for (const p of ['/webhook-endpoints', '/webhook-endpoints/{id}', '/webhook-endpoints/{id}/rotate-secret', '/webhook-endpoints/{id}/deliveries', '/webhook-endpoints/{id}/replay', '/users/{u}/email-delivery']) {

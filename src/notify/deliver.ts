@@ -31,6 +31,7 @@ type MessageToSend = {
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_ms: string | number | null;
+  older_secrets: { secret: string; expiresAt: string }[];
   failing_since_ms: string | number | null;
   body: string;
 };
@@ -71,7 +72,7 @@ const parallelRequests = 16;
 async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<void> {
   const rows = await deps.db.execute<MessageToSend & { id: string }>(sql`
     select m.id, m.status, m.attempts, e.id as endpoint_id, e.url, e.disabled, e.secret, e.previous_secret,
-      extract(epoch from e.previous_secret_expires_at) * 1000 as previous_secret_expires_ms,
+      extract(epoch from e.previous_secret_expires_at) * 1000 as previous_secret_expires_ms, e.older_secrets,
       extract(epoch from e.failing_since) * 1000 as failing_since_ms,
       ${bodySql} as body
     from messages m
@@ -167,6 +168,7 @@ type EndpointState = {
   secret: string;
   previousSecret: string | null;
   previousSecretExpiresAt: Date | null;
+  olderSecrets: { secret: string; expiresAt: string }[];
   failingSince: Date | null;
 };
 
@@ -176,6 +178,7 @@ function endpointState(m: MessageToSend): EndpointState {
     secret: m.secret,
     previousSecret: m.previous_secret,
     previousSecretExpiresAt: m.previous_secret_expires_ms === null ? null : new Date(Number(m.previous_secret_expires_ms)),
+    olderSecrets: m.older_secrets,
     failingSince: m.failing_since_ms === null ? null : new Date(Number(m.failing_since_ms)),
   };
 }

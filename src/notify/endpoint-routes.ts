@@ -122,10 +122,18 @@ export function endpointRoutes(deps: Deps) {
         if (!current) throw notFound('webhook endpoint');
         // Mirrored first: if Svix refuses, nothing changed here either.
         if (mirror && current.svixEndpointId) await mirror.rotateSecret(current.svixEndpointId, secret);
+        // Every secret replaced less than 24 h ago keeps signing: the previous one joins the
+        // older ones still within their grace, however many rotations that day brought.
+        const now = Date.now();
+        const olderSecrets = [
+          ...current.olderSecrets,
+          ...(current.previousSecret && current.previousSecretExpiresAt ? [{ secret: current.previousSecret, expiresAt: current.previousSecretExpiresAt.toISOString() }] : []),
+        ].filter((o) => Date.parse(o.expiresAt) > now);
         const [updated] = await tx
           .update(webhookEndpoints)
           .set({
             secret,
+            olderSecrets,
             previousSecret: current.secret,
             previousSecretExpiresAt: sql`now() + ${`${rotationGraceMs / 1000} seconds`}::interval`,
           })

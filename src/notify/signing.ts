@@ -14,12 +14,15 @@ export interface SigningSecrets {
   /** The secret before the last rotation, still signing beside the new one until it expires. */
   previousSecret?: string | null;
   previousSecretExpiresAt?: Date | null;
+  /** Secrets replaced before the previous one, each signing until its own expiry. */
+  olderSecrets?: { secret: string; expiresAt: string }[];
 }
 
 /** The secrets that sign a message sent at `at`: the current one, plus the previous one during its grace period. */
 export function activeSecrets(s: SigningSecrets, at: Date): string[] {
   const out = [s.secret];
   if (s.previousSecret && s.previousSecretExpiresAt && s.previousSecretExpiresAt > at) out.push(s.previousSecret);
+  for (const o of s.olderSecrets ?? []) if (Date.parse(o.expiresAt) > at.getTime()) out.push(o.secret);
   return out;
 }
 

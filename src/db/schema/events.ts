@@ -36,6 +36,12 @@ export const events = pgTable(
   (t) => [index('events_user_id_idx').on(t.userId), index('events_connection_id_idx').on(t.connectionId)],
 );
 
+/** A replaced endpoint secret that still signs until `expiresAt` (ISO 8601). */
+export interface RetiredSecret {
+  secret: string;
+  expiresAt: string;
+}
+
 export const webhookEndpoints = pgTable('webhook_endpoints', {
   id: text('id').primaryKey(),
   url: text('url').notNull(),
@@ -46,6 +52,11 @@ export const webhookEndpoints = pgTable('webhook_endpoints', {
   /** After a rotation the old secret keeps signing beside the new one until this time. */
   previousSecret: text('previous_secret'),
   previousSecretExpiresAt: ts('previous_secret_expires_at'),
+  /**
+   * The secrets replaced before the previous one that are still within their 24 h (a second
+   * rotation within a day keeps the first old secret signing too), oldest first.
+   */
+  olderSecrets: jsonb('older_secrets').$type<RetiredSecret[]>().notNull().default(sql`'[]'::jsonb`),
   disabled: boolean('disabled').notNull().default(false),
   disabledReason: text('disabled_reason'),
   /** Start of the current run of failures; an endpoint failing for 5 days is disabled. */
