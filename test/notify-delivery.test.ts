@@ -281,6 +281,42 @@ describe('webhook delivery', () => {
     expect(list.endpoints[0].disabled).toBe(false);
   });
 
+  it('replay sends messages waiting in a long backoff now, and keeps counting attempts', async () => {
+    let n = 0;
+    const r = await receiver(() => (++n === 1 ? { status: 410 } : n === 2 ? { status: 429, headers: { 'retry-after': '36000' } } : { status: 200 }));
+    const ep = await createEndpoint(ctx, { url: r.url });
+    await ctx.startWorker();
+    await sync(syncedPayload({ userId: 61, connectionId: 610, subscriptions: [{ id: 6100 }] }));
+    await waitUntil(async () => (await messageRows(ep.id))[0]?.status === 'failed', 10_000, 'failed on 410');
+    // Replayed: attempt 2 (not a second attempt 1) answers 429, retry in 10 h.
+    expect(await (await ctx.request('POST', `/webhook-endpoints/${ep.id}/replay`)).json()).toEqual({ replayed: 1 });
+    const [waiting] = await waitUntil(async () => {
+      const jobs = await pendingJobs(ctx);
+      return jobs.length && jobs[0].payload.attempt === 3 && jobs[0].locked_at === null ? jobs : null;
+    }, 10_000, 'the retry in 10 h');
+    expect(Date.parse(waiting.run_at) - Date.now()).toBeGreaterThan(9 * 3600_000);
+    // The receiver is fixed: replay sends the waiting message now.
+    expect(await (await ctx.request('POST', `/webhook-endpoints/${ep.id}/replay`)).json()).toEqual({ replayed: 1 });
+    await r.waitFor(3, 10_000);
+    await waitUntil(async () => (await messageRows(ep.id))[0]?.status === 'succeeded', 5_000, 'succeeded');
+    const log = await (await ctx.request('GET', `/webhook-endpoints/${ep.id}/deliveries`)).json();
+    expect(log.deliveries.map((d: any) => [d.attempt, d.status_code])).toEqual([[3, 200], [2, 429], [1, 410]]);
+    expect(new Set(r.received.map((g) => g.headers['webhook-id'])).size).toBe(1);
+  });
+
+  it('replay ?since= takes any ISO 8601 date or datetime', async () => {
+    const ep = await createEndpoint(ctx, { url: 'https://example.com/hook' });
+    for (const since of ['2026-11-20', '2026-11-20T08:00Z', '2026-11-20T08:00:00.5+01:00', '2026-11-20T08:00']) {
+      const res = await ctx.request('POST', `/webhook-endpoints/${ep.id}/replay?since=${encodeURIComponent(since)}`);
+      expect(res.status, since).toBe(202);
+    }
+    for (const since of ['yesterday', '2026-02-30', '2026-11-20T25:00Z', '']) {
+      const res = await ctx.request('POST', `/webhook-endpoints/${ep.id}/replay?since=${encodeURIComponent(since)}`);
+      expect(res.status, since).toBe(400);
+      expect(JSON.stringify((await res.json()).error)).toMatch(/since/);
+    }
+  });
+
   it('records any answer a receiver sends (NUL, binary, gzip) and never lets one record fail the batch', async () => {
     // Five first attempts in one batch; three answers that a text column cannot take as they are.
     const answers = [

@@ -1,14 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, desc, eq, gte, sql } from 'drizzle-orm';
+import { desc, eq } from 'drizzle-orm';
 import { requireAdmin } from '../http/auth.js';
 import { bearer, errorResponses } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { deliveryAttempts, events, messages, webhookEndpoints } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
-import { enqueueMany } from '../jobs/enqueue.js';
-import { messageJobKey } from '../jobs/keys.js';
 import { newRouter } from '../http/router.js';
 import { EndpointIdParam } from './endpoint-routes.js';
+import { parseSince, resendUndelivered, SinceQuery } from './resend.js';
 
 /** An endpoint's delivery log and the replay of its failed messages. */
 const DeliverySchema = z
@@ -42,11 +41,11 @@ const deliveries = createRoute({
 const replay = createRoute({
   method: 'post',
   path: '/webhook-endpoints/{id}/replay',
-  summary: 'Send the failed messages of an endpoint again, optionally only those since a time (admin); re-enables a disabled endpoint',
+  summary: 'Send the undelivered messages of an endpoint now — failed ones and those waiting for a retry — optionally only those since a time (admin); re-enables a disabled endpoint',
   security: bearer,
   request: {
     params: EndpointIdParam,
-    query: z.object({ since: z.iso.datetime({ offset: true }).optional() }),
+    query: z.object({ since: SinceQuery }),
   },
   responses: {
     202: { description: 'queued', content: { 'application/json': { schema: z.object({ replayed: z.number().int() }) } } },
@@ -102,20 +101,7 @@ export function deliveryRoutes(deps: Deps) {
           .where(eq(webhookEndpoints.id, id))
           .returning({ id: webhookEndpoints.id });
         if (!ep) throw notFound('webhook endpoint');
-        // A replayed message starts a new series of attempts (and of the retry schedule).
-        const rows = await tx
-          .update(messages)
-          .set({ status: 'pending', attempts: 0, nextAttemptAt: null })
-          .where(
-            and(
-              eq(messages.endpointId, id),
-              eq(messages.status, 'failed'),
-              since ? gte(messages.createdAt, sql`${since}::timestamptz`) : undefined,
-            ),
-          )
-          .returning({ id: messages.id });
-        await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: messageJobKey(m.id) })));
-        return rows.length;
+        return resendUndelivered(tx, id, parseSince(since));
       });
       return c.json({ replayed }, 202);
     });

@@ -1,0 +1,40 @@
+import { z } from '@hono/zod-openapi';
+import { sql } from 'drizzle-orm';
+import type { Tx } from '../db/client.js';
+import { enqueueMany } from '../jobs/enqueue.js';
+import { messageJobKey } from '../jobs/keys.js';
+import { parseDateTime } from '../lib/dates.js';
+
+/**
+ * `?since=` of replay and enable: any ISO 8601 date or datetime — `2026-11-20`,
+ * `2026-11-20T08:00Z`, `2026-11-20T08:00:00.123+01:00`; one without an offset is UTC.
+ */
+export const SinceQuery = z
+  .string()
+  .max(64)
+  .refine((v) => parseDateTime(v, 'UTC') !== null, { message: 'an ISO 8601 date or datetime, e.g. 2026-11-20 or 2026-11-20T08:00Z' })
+  .optional()
+  .openapi({ param: { name: 'since', in: 'query' }, example: '2026-11-20T08:00Z' });
+
+export const parseSince = (since: string | undefined): Date | null => (since ? parseDateTime(since, 'UTC') : null);
+
+/**
+ * Send an endpoint's undelivered messages now (replay, enable): the ones that `failed` —
+ * attempts exhausted, refused while the endpoint was disabled, or left when it answered
+ * 410 — and the ones waiting in a retry's backoff (hours, perhaps), whose job is brought
+ * forward. Attempts keep counting: a replayed message's next attempt is its next number,
+ * so the log never shows two `attempt: 1` rows for one message. Messages not yet tried
+ * (`attempts = 0`, pending) already have a job that runs soon; they are left to it, so
+ * nothing is sent twice. The caller has made the endpoint healthy (enabled, not failing),
+ * so the jobs run in no queue, in parallel.
+ */
+export async function resendUndelivered(tx: Tx, endpointId: string, since: Date | null): Promise<number> {
+  const rows = await tx.execute<{ id: string; attempts: number }>(sql`
+    update messages set status = 'pending', next_attempt_at = null
+    where endpoint_id = ${endpointId}
+      and (status = 'failed' or (status = 'pending' and attempts > 0))
+      and (${since?.toISOString() ?? null}::timestamptz is null or created_at >= ${since?.toISOString() ?? null}::timestamptz)
+    returning id, attempts`);
+  await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: m.attempts + 1 }, jobKey: messageJobKey(m.id) })));
+  return rows.length;
+}
