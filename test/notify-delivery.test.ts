@@ -137,7 +137,33 @@ describe('webhook delivery', () => {
     expect((await messageRows(ep.id))[0].status).toBe('failed');
     expect(await pendingJobs(ctx)).toHaveLength(0);
     await sync(syncedPayload({ userId: 54, connectionId: 540, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: 5400 }, { id: 5401 }] }));
-    expect(await messageRows(ep.id)).toHaveLength(1);
+    // The event is recorded for the disabled endpoint (for a replay), but not sent.
+    expect((await messageRows(ep.id)).map((m) => [m.status, m.attempts])).toEqual([['failed', 1], ['failed', 0]]);
+    expect(await pendingJobs(ctx)).toHaveLength(0);
+    expect(await pendingJobs(ctx, 'deliver_messages')).toHaveLength(0);
+    expect(r.received).toHaveLength(1);
+  });
+
+  it('replay delivers everything a disabled endpoint missed, once', async () => {
+    let gone = true;
+    const r = await receiver(() => ({ status: gone ? 410 : 200 }));
+    const ep = await createEndpoint(ctx, { url: r.url });
+    await ctx.startWorker();
+    await sync(syncedPayload({ userId: 65, connectionId: 650, subscriptions: [{ id: 6500 }] }));
+    await waitUntil(async () => (await messageRows(ep.id))[0]?.status === 'failed', 10_000, 'disabled by 410');
+    // Three events while it is disabled.
+    await sync(syncedPayload({ userId: 65, connectionId: 650, lastUpdate: '2026-11-21T08:00:00Z', subscriptions: [{ id: 6500 }, { id: 6501 }, { id: 6502 }, { id: 6503 }] }));
+    expect(await messageRows(ep.id)).toHaveLength(4);
+    expect(r.received).toHaveLength(1);
+
+    gone = false;
+    expect(await (await ctx.request('POST', `/webhook-endpoints/${ep.id}/replay`)).json()).toEqual({ replayed: 4 });
+    // A second replay before the first is through sends nothing twice.
+    expect(await (await ctx.request('POST', `/webhook-endpoints/${ep.id}/replay`)).json()).toEqual({ replayed: 0 });
+    await waitUntil(async () => (await messageRows(ep.id)).every((m) => m.status === 'succeeded'), 10_000, 'all delivered');
+    const got = r.received.slice(1).map((g) => JSON.parse(g.body).data.subscription.id).sort();
+    expect(got).toEqual([6500, 6501, 6502, 6503]);
+    expect(r.received).toHaveLength(5);
   });
 
   it('signs the file links of a message afresh on each attempt, with the same webhook-id', async () => {

@@ -48,8 +48,9 @@ export const deliveryBatchSize = 100;
  *
  * Set-based, one statement whatever the number of events and endpoints: insert the events
  * (a known dedupe key is skipped, so an event and its messages are made once), one
- * `messages` row per new event and enabled endpoint that wants its type (empty `events`:
- * every type), then their delivery jobs (batched per healthy endpoint). Endpoints mirrored to Svix (API
+ * `messages` row per new event and endpoint that wants its type (empty `events`:
+ * every type), then the delivery jobs of the enabled ones (batched per healthy endpoint; a
+ * disabled endpoint's messages wait, `failed`, for a replay). Endpoints mirrored to Svix (API
  * mode) get no message of ours: one `publish_event` job per event hands it to Svix, which
  * fans out itself.
  */
@@ -65,17 +66,20 @@ export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> 
       returning id, type
     ),
     fanout as (
-      insert into messages (id, event_id, endpoint_id)
-      select 'msg_' || replace(gen_random_uuid()::text, '-', ''), i.id, e.id
+      -- A disabled endpoint's messages are recorded too (as Svix does), already 'failed' and
+      -- without a job: what it missed is sent by a replay or by enabling it (notify/resend.ts).
+      insert into messages (id, event_id, endpoint_id, status)
+      select 'msg_' || replace(gen_random_uuid()::text, '-', ''), i.id, e.id, case when e.disabled then 'failed' else 'pending' end
       from inserted i
       join webhook_endpoints e
-        on not e.disabled and e.svix_endpoint_id is null and (cardinality(e.events) = 0 or i.type = any(e.events))
-      returning id, endpoint_id, nextval('message_batch_seq') as seq
+        on e.svix_endpoint_id is null and (cardinality(e.events) = 0 or i.type = any(e.events))
+      returning id, endpoint_id, status, nextval('message_batch_seq') as seq
     )
     select 'event' as kind, id, null as endpoint_id, null as failing, null as seq from inserted
     union all
     select 'message', f.id, f.endpoint_id, e.failing_since is not null, f.seq
     from fanout f join webhook_endpoints e on e.id = f.endpoint_id
+    where f.status = 'pending'
     union all
     select 'svix', i.id, null, null, null from inserted i
     where exists (

@@ -23,16 +23,16 @@ export const parseSince = (since: string | undefined): Date | null => (since ? p
  * attempts exhausted, refused while the endpoint was disabled, or left when it answered
  * 410 — and the ones waiting in a retry's backoff (hours, perhaps), whose job is brought
  * forward. Attempts keep counting: a replayed message's next attempt is its next number,
- * so the log never shows two `attempt: 1` rows for one message. Messages not yet tried
- * (`attempts = 0`, pending) already have a job that runs soon; they are left to it, so
- * nothing is sent twice. The caller has made the endpoint healthy (enabled, not failing),
+ * so the log never shows two `attempt: 1` rows for one message. Pending messages not in a
+ * backoff (not yet tried, or already brought forward by an earlier replay) have a job that
+ * runs soon; they are left to it, so nothing is sent twice. The caller has made the endpoint healthy (enabled, not failing),
  * so the jobs run in no queue, in parallel.
  */
 export async function resendUndelivered(tx: Tx, endpointId: string, since: Date | null): Promise<number> {
   const rows = await tx.execute<{ id: string; attempts: number }>(sql`
     update messages set status = 'pending', next_attempt_at = null
     where endpoint_id = ${endpointId}
-      and (status = 'failed' or (status = 'pending' and attempts > 0))
+      and (status = 'failed' or (status = 'pending' and next_attempt_at is not null))
       and (${since?.toISOString() ?? null}::timestamptz is null or created_at >= ${since?.toISOString() ?? null}::timestamptz)
     returning id, attempts`);
   await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: m.attempts + 1 }, jobKey: messageJobKey(m.id) })));
