@@ -95,6 +95,7 @@ describe('webhook endpoints API', () => {
       ['POST', `/webhook-endpoints/${ep.id}/rotate-secret`],
       ['GET', `/webhook-endpoints/${ep.id}/deliveries`],
       ['POST', `/webhook-endpoints/${ep.id}/replay`],
+      ['POST', `/webhook-endpoints/${ep.id}/enable`],
     ];
     for (const [method, path] of routes) {
       const res = await ctx.request(method, path, { token: userToken, body: method === 'POST' ? { url: 'https://example.com/b' } : undefined });
@@ -157,7 +158,7 @@ describe('webhook endpoints API', () => {
 
   it('documents every route in OpenAPI', async () => {
     const doc = await (await ctx.app.request('/openapi.json')).json();
-    for (const p of ['/webhook-endpoints', '/webhook-endpoints/{id}', '/webhook-endpoints/{id}/rotate-secret', '/webhook-endpoints/{id}/deliveries', '/webhook-endpoints/{id}/replay', '/users/{u}/email-delivery']) {
+    for (const p of ['/webhook-endpoints', '/webhook-endpoints/{id}', '/webhook-endpoints/{id}/rotate-secret', '/webhook-endpoints/{id}/deliveries', '/webhook-endpoints/{id}/replay', '/webhook-endpoints/{id}/enable', '/users/{u}/email-delivery']) {
       expect(doc.paths[p], p).toBeDefined();
     }
   });

@@ -1,13 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { desc, eq } from 'drizzle-orm';
 import { requireAdmin } from '../http/auth.js';
-import { bearer, errorResponses } from '../http/openapi.js';
+import { bearer, errorResponses, jsonResponse as json } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { deliveryAttempts, events, messages, webhookEndpoints } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { newRouter } from '../http/router.js';
-import { EndpointIdParam } from './endpoint-routes.js';
-import { parseSince, resendUndelivered, SinceQuery } from './resend.js';
+import { EndpointIdParam, EndpointSchema, presentEndpointWithHealth } from './endpoint-routes.js';
+import { enableEndpoint, parseSince, resendUndelivered, SinceQuery } from './resend.js';
 
 /** An endpoint's delivery log and the replay of its failed messages. */
 const DeliverySchema = z
@@ -49,6 +49,19 @@ const replay = createRoute({
   },
   responses: {
     202: { description: 'queued', content: { 'application/json': { schema: z.object({ replayed: z.number().int() }) } } },
+    ...errorResponses,
+  },
+});
+
+const enable = createRoute({
+  method: 'post',
+  path: '/webhook-endpoints/{id}/enable',
+  summary:
+    'Enable an endpoint (admin): messages waiting for a retry are sent now; with replay_since, also every message it missed (failed, or recorded while disabled) since then',
+  security: bearer,
+  request: { params: EndpointIdParam, query: z.object({ replay_since: SinceQuery }) },
+  responses: {
+    200: json(EndpointSchema.extend({ replayed: z.number().int() }).openapi('EnabledWebhookEndpoint'), 'the endpoint, and how many messages were queued'),
     ...errorResponses,
   },
 });
@@ -95,14 +108,20 @@ export function deliveryRoutes(deps: Deps) {
       const { since } = c.req.valid('query');
       const replayed = await deps.db.transaction(async (tx) => {
         // Replaying is the operator saying the receiver is fixed: the endpoint delivers again.
-        const [ep] = await tx
-          .update(webhookEndpoints)
-          .set({ disabled: false, disabledReason: null, failingSince: null })
-          .where(eq(webhookEndpoints.id, id))
-          .returning({ id: webhookEndpoints.id });
-        if (!ep) throw notFound('webhook endpoint');
-        return resendUndelivered(tx, id, parseSince(since));
+        if (!(await enableEndpoint(tx, id))) throw notFound('webhook endpoint');
+        return resendUndelivered(tx, id, { since: parseSince(since), failed: true });
       });
       return c.json({ replayed }, 202);
+    })
+    .openapi(enable, async (c) => {
+      requireAdmin(c);
+      const { id } = c.req.valid('param');
+      const { replay_since } = c.req.valid('query');
+      const [row, replayed] = await deps.db.transaction(async (tx) => {
+        const ep = await enableEndpoint(tx, id);
+        if (!ep) throw notFound('webhook endpoint');
+        return [ep, await resendUndelivered(tx, id, { since: parseSince(replay_since), failed: replay_since !== undefined })] as const;
+      });
+      return c.json({ ...(await presentEndpointWithHealth(deps, row)), replayed }, 200);
     });
 }

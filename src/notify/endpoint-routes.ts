@@ -9,6 +9,7 @@ import { webhookEndpoints } from '../db/schema/index.js';
 import { AppError, notFound } from '../errors.js';
 import { eventTypes } from '../events/record.js';
 import { newRouter } from '../http/router.js';
+import { endpointHealth, HealthSchema, noHealthYet, type Health } from './health.js';
 import { newEndpointSecret } from './signing.js';
 import { endpointUrlProblem } from './url.js';
 
@@ -26,19 +27,27 @@ export const EndpointSchema = z
     disabled: z.boolean(),
     disabled_reason: z.string().nullable(),
     created_at: z.string(),
+    health: HealthSchema,
   })
   .openapi('WebhookEndpoint');
 const EndpointWithSecret = EndpointSchema.extend({ secret: z.string().openapi({ example: 'whsec_…' }) }).openapi('WebhookEndpointWithSecret');
 
-export const presentEndpoint = (e: EndpointRow) => ({
-  id: e.id,
-  url: e.url,
-  events: e.events,
-  description: e.description,
-  disabled: e.disabled,
-  disabled_reason: e.disabledReason,
-  created_at: e.createdAt.toISOString(),
-});
+export const presentEndpoint = (e: EndpointRow, health: Health = noHealthYet(e.disabledReason)) =>
+  ({
+    id: e.id,
+    url: e.url,
+    events: e.events,
+    description: e.description,
+    disabled: e.disabled,
+    disabled_reason: e.disabledReason,
+    created_at: e.createdAt.toISOString(),
+    health,
+  }) satisfies z.infer<typeof EndpointSchema>;
+
+/** One endpoint as the API shows it, with its health. */
+export async function presentEndpointWithHealth(deps: Deps, e: EndpointRow) {
+  return presentEndpoint(e, (await endpointHealth(deps.db, [e])).get(e.id));
+}
 
 export const EndpointIdParam = z.object({ id: z.string().regex(/^ep_[A-Za-z0-9]{1,64}$/).openapi({ param: { name: 'id', in: 'path' } }) });
 
@@ -103,7 +112,8 @@ export function endpointRoutes(deps: Deps) {
     .openapi(list, async (c) => {
       requireAdmin(c);
       const rows = await deps.db.select().from(webhookEndpoints).orderBy(desc(webhookEndpoints.createdAt), desc(webhookEndpoints.id));
-      return c.json({ endpoints: rows.map(presentEndpoint) }, 200);
+      const health = await endpointHealth(deps.db, rows);
+      return c.json({ endpoints: rows.map((e) => presentEndpoint(e, health.get(e.id))) }, 200);
     })
     .openapi(remove, async (c) => {
       requireAdmin(c);
@@ -141,6 +151,6 @@ export function endpointRoutes(deps: Deps) {
           .returning();
         return updated;
       });
-      return c.json({ ...presentEndpoint(row), secret }, 200);
+      return c.json({ ...(await presentEndpointWithHealth(deps, row)), secret }, 200);
     });
 }

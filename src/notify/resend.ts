@@ -1,5 +1,6 @@
 import { z } from '@hono/zod-openapi';
-import { sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
+import { webhookEndpoints } from '../db/schema/index.js';
 import type { Tx } from '../db/client.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import { messageJobKey } from '../jobs/keys.js';
@@ -14,26 +15,37 @@ export const SinceQuery = z
   .max(64)
   .refine((v) => parseDateTime(v, 'UTC') !== null, { message: 'an ISO 8601 date or datetime, e.g. 2026-11-20 or 2026-11-20T08:00Z' })
   .optional()
-  .openapi({ param: { name: 'since', in: 'query' }, example: '2026-11-20T08:00Z' });
+  .openapi({ example: '2026-11-20T08:00Z' });
+
+/** The operator says the receiver works: enabled, its failure run over (its messages run in parallel again). */
+export async function enableEndpoint(tx: Tx, endpointId: string) {
+  const [row] = await tx
+    .update(webhookEndpoints)
+    .set({ disabled: false, disabledReason: null, failingSince: null })
+    .where(eq(webhookEndpoints.id, endpointId))
+    .returning();
+  return row ?? null;
+}
 
 export const parseSince = (since: string | undefined): Date | null => (since ? parseDateTime(since, 'UTC') : null);
 
 /**
- * Send an endpoint's undelivered messages now (replay, enable): the ones that `failed` —
- * attempts exhausted, refused while the endpoint was disabled, or left when it answered
- * 410 — and the ones waiting in a retry's backoff (hours, perhaps), whose job is brought
- * forward. Attempts keep counting: a replayed message's next attempt is its next number,
+ * Send an endpoint's undelivered messages now (replay, enable): the ones waiting in a
+ * retry's backoff (hours, perhaps), whose job is brought forward, and with `failed` those
+ * that failed — attempts exhausted, recorded while the endpoint was disabled, or left when
+ * it answered 410. Attempts keep counting: a replayed message's next attempt is its next number,
  * so the log never shows two `attempt: 1` rows for one message. Pending messages not in a
  * backoff (not yet tried, or already brought forward by an earlier replay) have a job that
  * runs soon; they are left to it, so nothing is sent twice. The caller has made the endpoint healthy (enabled, not failing),
  * so the jobs run in no queue, in parallel.
  */
-export async function resendUndelivered(tx: Tx, endpointId: string, since: Date | null): Promise<number> {
+export async function resendUndelivered(tx: Tx, endpointId: string, opts: { since: Date | null; failed: boolean }): Promise<number> {
+  const since = opts.since?.toISOString() ?? null;
   const rows = await tx.execute<{ id: string; attempts: number }>(sql`
     update messages set status = 'pending', next_attempt_at = null
     where endpoint_id = ${endpointId}
-      and (status = 'failed' or (status = 'pending' and next_attempt_at is not null))
-      and (${since?.toISOString() ?? null}::timestamptz is null or created_at >= ${since?.toISOString() ?? null}::timestamptz)
+      and ((${opts.failed} and status = 'failed') or (status = 'pending' and next_attempt_at is not null))
+      and (${since}::timestamptz is null or created_at >= ${since}::timestamptz)
     returning id, attempts`);
   await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: m.attempts + 1 }, jobKey: messageJobKey(m.id) })));
   return rows.length;
