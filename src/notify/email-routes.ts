@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { eq, sql } from 'drizzle-orm';
+import { desc, eq, sql } from 'drizzle-orm';
 import type { InferSelectModel } from 'drizzle-orm';
 import { resolveUser } from '../http/auth.js';
 import { bearer, errorResponses, UserParam } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
-import { emailSettings } from '../db/schema/index.js';
+import { emailDeliveries, emailSettings } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { newRouter } from '../http/router.js';
 
@@ -50,6 +50,30 @@ const del = createRoute({
   responses: { 204: { description: 'removed' }, ...errorResponses },
 });
 
+const MailSchema = z
+  .object({
+    document_id: z.number().int(),
+    to: z.string(),
+    message_id: z.string(),
+    status: z.enum(['pending', 'sending', 'sent', 'failed']).openapi({ description: '`sending`: an attempt is under way (or the worker stopped during it; it is tried again)' }),
+    attempts: z.number().int(),
+    error: z.string().nullable(),
+    possible_duplicate: z
+      .boolean()
+      .openapi({ description: 'an attempt stopped with its outcome unknown and the mail was sent again (same Message-ID): the recipient may hold two copies' }),
+    sent_at: z.string().nullable(),
+    updated_at: z.string(),
+  })
+  .openapi('DocumentMail');
+const mails = createRoute({
+  method: 'get',
+  path: `${path}/mails`,
+  summary: "The user's document mails, most recent first",
+  security: bearer,
+  request: { params: UserParam, query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }) },
+  responses: { 200: { description: 'the mails', content: { 'application/json': { schema: z.object({ mails: z.array(MailSchema) }) } } }, ...errorResponses },
+});
+
 export function emailRoutes(deps: Deps) {
   const status = deps.config.smtpUrl ? ('active' as const) : ('smtp_not_configured' as const);
   const present = (r: InferSelectModel<typeof emailSettings>) => ({
@@ -76,6 +100,31 @@ export function emailRoutes(deps: Deps) {
       const [row] = await deps.db.select().from(emailSettings).where(eq(emailSettings.userId, userId));
       if (!row) throw notFound('email delivery');
       return c.json(present(row), 200);
+    })
+    .openapi(mails, async (c) => {
+      const userId = await resolveUser(deps, c, c.req.valid('param').u);
+      const rows = await deps.db
+        .select()
+        .from(emailDeliveries)
+        .where(eq(emailDeliveries.userId, userId))
+        .orderBy(desc(emailDeliveries.updatedAt), desc(emailDeliveries.documentId))
+        .limit(c.req.valid('query').limit);
+      return c.json(
+        {
+          mails: rows.map((m) => ({
+            document_id: m.documentId,
+            to: m.to,
+            message_id: m.messageId,
+            status: m.status as z.infer<typeof MailSchema>['status'],
+            attempts: m.attempts,
+            error: m.error,
+            possible_duplicate: m.possibleDuplicate,
+            sent_at: m.sentAt?.toISOString() ?? null,
+            updated_at: m.updatedAt.toISOString(),
+          })) satisfies z.infer<typeof MailSchema>[],
+        },
+        200,
+      );
     })
     .openapi(del, async (c) => {
       const userId = await resolveUser(deps, c, c.req.valid('param').u);

@@ -16,21 +16,22 @@ const isPermanent = (err: unknown) => {
  * written with the event). A row already `sent` is never sent again; a transient SMTP
  * error throws, and graphile-worker retries with its exponential backoff (same Message-ID
  * each time). Without SMTP_URL the row says `smtp_not_configured` and nothing is retried.
+ *
+ * Each attempt is recorded (`sending`, attempts + 1) before the SMTP exchange. A job that
+ * finds its row still `sending` follows a worker that stopped mid-attempt: the SMTP server
+ * may or may not have accepted that mail, and SMTP gives no way to ask. It is sent again
+ * with the same Message-ID (nothing lost; clients that collapse by Message-ID show one) and
+ * the row says `possible_duplicate`, which GET /users/{u}/email-delivery/mails shows.
  */
 export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps) => async ({ documentId }, helpers) => {
   const [delivery] = await deps.db.select().from(emailDeliveries).where(eq(emailDeliveries.documentId, documentId));
-  if (!delivery || delivery.status !== 'pending') return;
+  if (!delivery || (delivery.status !== 'pending' && delivery.status !== 'sending')) return;
+  const outcomeUnknown = delivery.status === 'sending';
   const settle = (status: 'sent' | 'failed' | 'pending', error: string | null) => {
     deps.metrics.mails.inc({ outcome: status === 'pending' ? 'retry' : status });
     return deps.db
       .update(emailDeliveries)
-      .set({
-        status,
-        error,
-        attempts: sql`${emailDeliveries.attempts} + 1`,
-        sentAt: status === 'sent' ? sql`now()` : null,
-        updatedAt: sql`now()`,
-      })
+      .set({ status, error, sentAt: status === 'sent' ? sql`now()` : null, updatedAt: sql`now()` })
       .where(eq(emailDeliveries.documentId, documentId));
   };
 
@@ -57,6 +58,17 @@ export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps
     attachments.push({ filename: attachmentName(d, contentType), content, contentType });
   }
   const { subject, text } = composeMail(d, row.label, { attached: attachments.length > 0, status: file?.status ?? 'none' });
+
+  await deps.db
+    .update(emailDeliveries)
+    .set({
+      status: 'sending',
+      attempts: sql`${emailDeliveries.attempts} + 1`,
+      ...(outcomeUnknown ? { possibleDuplicate: true } : {}),
+      updatedAt: sql`now()`,
+    })
+    .where(eq(emailDeliveries.documentId, documentId));
+  if (outcomeUnknown) deps.log.warn({ documentId }, 'document email: the previous attempt stopped mid-send; sending again with the same Message-ID');
 
   try {
     await mailer.sendMail({

@@ -11,11 +11,13 @@ export interface SmtpSink {
   mails: ParsedMail[];
   attempts: number;
   reject: (n: number) => { code: number; message: string } | null;
+  /** Runs before the n-th DATA is accepted (the mail is already parsed); the SMTP answer waits for it. */
+  beforeAccept: (n: number, mail: ParsedMail) => Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startSmtp(): Promise<SmtpSink> {
-  const sink: SmtpSink = { url: '', mails: [], attempts: 0, reject: () => null, close: async () => {} };
+  const sink: SmtpSink = { url: '', mails: [], attempts: 0, reject: () => null, beforeAccept: async () => {}, close: async () => {} };
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -24,8 +26,9 @@ export async function startSmtp(): Promise<SmtpSink> {
       const n = ++sink.attempts;
       const refusal = sink.reject(n);
       simpleParser(stream)
-        .then((mail) => {
+        .then(async (mail) => {
           if (refusal) return callback(Object.assign(new Error(refusal.message), { responseCode: refusal.code }));
+          await sink.beforeAccept(n, mail);
           sink.mails.push(mail);
           callback();
         })

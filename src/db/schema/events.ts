@@ -133,10 +133,16 @@ export const emailDeliveries = pgTable('email_deliveries', {
   userId: bigint('user_id', { mode: 'number' }).notNull(),
   to: text('to').notNull(),
   messageId: text('message_id').notNull(),
-  /** 'pending' | 'sent' | 'failed' */
+  /** 'pending' | 'sending' (an attempt under way, recorded before the SMTP exchange) | 'sent' | 'failed' */
   status: text('status').notNull(),
   error: text('error'),
   attempts: integer('attempts').notNull().default(0),
+  /**
+   * An attempt's outcome was unknown (the worker stopped while it was `sending`, perhaps
+   * after the SMTP server had accepted it) and the mail was sent again, with the same
+   * Message-ID: the recipient may have two copies (clients that collapse by Message-ID show one).
+   */
+  possibleDuplicate: boolean('possible_duplicate').notNull().default(false),
   sentAt: ts('sent_at'),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
