@@ -89,6 +89,27 @@ describe('document mails', () => {
     expect(await deliveryRow(ctx, 71001)).toBeUndefined();
   });
 
+  it('keeps a non-ASCII file name (RFC 2231), and links an unconverted HTML page rather than attach it', async () => {
+    site.route('/bill.html', send(Buffer.from('<!doctype html><html><body><h1>Facture</h1><script>alert(1)</script></body></html>'), 'text/html'));
+    expect((await setEmail(ctx, 76, { to: 'hal@example.com' })).status).toBe(200);
+    await ctx.sendWebhook('CONNECTION_SYNCED', syncedPayload({
+      userId: 76, connectionId: 760,
+      subscriptions: [{ id: 7600, documents: [{ id: 76000, name: 'Счёт за ноябрь', url: site.url('/bill.pdf') }, { id: 76001, name: 'Λογαριασμός', url: site.url('/bill.html') }] }],
+    }));
+    const mailOf = (id: number) => smtp.mails.find((m) => m.messageId === `<document-${id}.user-76@docrelay>`);
+    await waitUntil(async () => mailOf(76000) && mailOf(76001), 60_000, 'both mails');
+    const pdfMail = mailOf(76000)!;
+    expect(pdfMail.attachments.map((a) => a.filename)).toEqual(['Счёт_за_ноябрь.pdf']);
+    const htmlMail = mailOf(76001)!;
+    expect(htmlMail.attachments).toHaveLength(0);
+    expect(htmlMail.text).toMatch(/web page \(HTML\), not attached/);
+    const link = /(http\S+\/files\/76001\?exp=\d+&sig=\S+)/.exec(htmlMail.text ?? '')?.[1];
+    expect(link).toBeDefined();
+    const served = await ctx.app.request(new URL(link!).pathname + new URL(link!).search);
+    expect(served.status).toBe(200);
+    expect(served.headers.get('content-type')).toMatch(/text\/html/);
+  });
+
   it('retries after a transient SMTP error with the same Message-ID, and sends one mail', async () => {
     expect((await setEmail(ctx, 72, { to: 'cy@example.com' })).status).toBe(200);
     const start = smtp.attempts;

@@ -96,7 +96,14 @@ describe('mail text', () => {
     expect(formatAmount(10, 'XYZ1')).toBe('10.00 XYZ1');
     expect(formatAmount(null, 'EUR')).toBeNull();
     expect(mailMessageId(9, 7)).toBe('<document-9.user-7@docrelay>');
-    expect(attachmentName({ id: 9, name: '../../etc/passwd é' }, 'application/pdf')).toBe('etcpasswd_e.pdf');
+    expect(attachmentName({ id: 9, name: '../../etc/passwd é' }, 'application/pdf')).toBe('etcpasswd_é.pdf');
+    // Names in any script keep their letters (nodemailer encodes them, RFC 2231).
+    expect(attachmentName({ id: 9, name: 'Счёт за ноябрь' }, 'application/pdf')).toBe('Счёт_за_ноябрь.pdf');
+    expect(attachmentName({ id: 9, name: 'Λογαριασμός Νοεμβρίου 2026' }, 'application/pdf')).toBe('Λογαριασμός_Νοεμβρίου_2026.pdf');
+    expect(attachmentName({ id: 9, name: 'é'.normalize('NFD') }, 'application/pdf')).toBe('é.pdf');
+    // Look-alikes are what they look like: a fullwidth quote and solidus are dropped too.
+    expect(attachmentName({ id: 9, name: '＂／..／bill\u0000"\r\n' }, 'application/pdf')).toBe('bill.pdf');
+    expect(attachmentName({ id: 9, name: '🧾' }, 'application/pdf')).toBe('document-9.pdf');
     expect(attachmentName({ id: 9, name: null }, 'text/html; charset=utf-8')).toBe('document-9.html');
   });
 });

@@ -3,6 +3,7 @@ import { eq, sql } from 'drizzle-orm';
 import { documentFiles, documents, emailDeliveries, subscriptions } from '../db/schema/index.js';
 import { PgBlobStore } from '../files/store.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
+import { signedFileUrl } from '../lib/file-links.js';
 import { attachmentName, composeMail } from './mail.js';
 
 /** SMTP reply codes 5xx are permanent refusals (bad recipient, policy): trying again cannot help. */
@@ -50,14 +51,21 @@ export const sendDocumentEmail: JobHandlerFactory<'send_document_email'> = (deps
   const { document: d, file } = row;
 
   // The file as served (the converted PDF when there is one; sha256 names it).
+  // An HTML page (a bill not converted to PDF) is linked, not attached: opened from a mail
+  // it would run in a browser outside the sandbox /files serves it with.
   const attachments = [];
-  if (file?.status === 'ready' && file.sha256) {
+  const isWebPage = file?.status === 'ready' && /^text\/html\b/i.test(file.contentType ?? '');
+  if (file?.status === 'ready' && file.sha256 && !isWebPage) {
     const contentType = file.contentType ?? 'application/octet-stream';
     // Streamed from the store chunk by chunk: a 25 MB bill is never whole in memory.
     const content = Readable.from(new PgBlobStore(deps.db).read(file.sha256));
     attachments.push({ filename: attachmentName(d, contentType), content, contentType });
   }
-  const { subject, text } = composeMail(d, row.label, { attached: attachments.length > 0, status: file?.status ?? 'none' });
+  const { subject, text } = composeMail(d, row.label, {
+    attached: attachments.length > 0,
+    status: file?.status ?? 'none',
+    webPage: isWebPage ? { link: signedFileUrl(deps.links, 'file', d.id), validHours: Math.max(1, Math.round(deps.links.ttlS / 3600)) } : undefined,
+  });
 
   await deps.db
     .update(emailDeliveries)

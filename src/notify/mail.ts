@@ -28,7 +28,12 @@ export function formatAmount(amount: number | null, currency: string | null): st
   return `${amount.toFixed(2)}${currency ? ` ${currency}` : ''}`;
 }
 
-export function composeMail(d: MailDocument, subscriptionLabel: string | null, file: { attached: boolean; status: string }) {
+export function composeMail(
+  d: MailDocument,
+  subscriptionLabel: string | null,
+  /** `webPage`: an HTML file (not converted to PDF), linked rather than attached. */
+  file: { attached: boolean; status: string; webPage?: { link: string; validHours: number } },
+) {
   const title = d.name ?? `Document ${d.id}`;
   const amount = formatAmount(d.totalAmount, d.currency);
   const subject = [d.issuer, title, amount, d.date].filter(Boolean).join(' — ');
@@ -43,7 +48,13 @@ export function composeMail(d: MailDocument, subscriptionLabel: string | null, f
     d.number && `Number: ${d.number}`,
     subscriptionLabel && `Subscription: ${subscriptionLabel}`,
     '',
-    file.attached ? 'The file is attached.' : file.status === 'failed' ? 'The file could not be downloaded.' : 'This document has no file.',
+    file.attached
+      ? 'The file is attached.'
+      : file.webPage
+        ? `The document is a web page (HTML), not attached: a mail client would open it in a browser outside any sandbox. Open it here (the link works for ${file.webPage.validHours} h): ${file.webPage.link}`
+        : file.status === 'failed'
+          ? 'The file could not be downloaded.'
+          : 'This document has no file.',
   ].filter((l): l is string => typeof l === 'string');
   return { subject, text: lines.join('\n') + '\n' };
 }
@@ -55,9 +66,17 @@ const extensions: Record<string, string> = {
   'image/jpeg': 'jpg',
 };
 
-/** A safe attachment file name: the document's name, letters and digits kept, and the type's extension. */
+/**
+ * A safe attachment file name: the document's name with its letters and digits in any
+ * script (Cyrillic, Greek, accents…), `.`, `-` and `_`, and the type's extension. Nothing
+ * else survives — no slash, quote or control character — and it is handed to nodemailer
+ * as it is: nodemailer encodes a non-ASCII name itself (RFC 2231 `filename*`).
+ * NFKC first, so that look-alikes such as a fullwidth solidus become what they look like
+ * (and are dropped) rather than pass as letters.
+ */
 export function attachmentName(d: { id: number; name: string | null }, contentType: string): string {
-  const base = (d.name ?? `document-${d.id}`).normalize('NFKD').replace(/[^\w.\- ]+/g, '').replace(/^[.\s]+/, '').trim().replace(/\s+/g, '_').slice(0, 80) || `document-${d.id}`;
+  const cleaned = (d.name ?? '').normalize('NFKC').replace(/[^\p{L}\p{M}\p{N}._\- ]+/gu, '').replace(/^[.\s]+/, '').trim().replace(/\s+/g, '_');
+  const base = Array.from(cleaned).slice(0, 80).join('') || `document-${d.id}`;
   const ext = extensions[contentType.split(';')[0].trim()] ?? 'bin';
   return base.toLowerCase().endsWith(`.${ext}`) ? base : `${base}.${ext}`;
 }
