@@ -19,6 +19,8 @@ export const errorStatus = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   internal_error: 500,
+  /** Svix API mode: Svix did not confirm a change; nothing was changed on our side either. */
+  svix_unavailable: 502,
   database_unavailable: 503,
   smtp_not_configured: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;

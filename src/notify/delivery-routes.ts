@@ -6,7 +6,9 @@ import type { Deps } from '../deps.js';
 import { deliveryAttempts, events, messages, webhookEndpoints } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { newRouter } from '../http/router.js';
-import { EndpointIdParam, EndpointSchema, presentEndpointWithHealth } from './endpoint-routes.js';
+import { EndpointIdParam, EndpointSchema, presentEndpointWithHealth, svixCall } from './endpoint-routes.js';
+import { responseForLog } from './http.js';
+import type { SvixAttempt } from './svix.js';
 import { enableEndpoint, parseSince, resendUndelivered, SinceQuery } from './resend.js';
 
 /** An endpoint's delivery log and the replay of its failed messages. */
@@ -66,9 +68,33 @@ const enable = createRoute({
   },
 });
 
-async function endpointExists(deps: Deps, id: string) {
-  const [row] = await deps.db.select({ id: webhookEndpoints.id }).from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
+async function endpointRow(deps: Deps, id: string) {
+  const [row] = await deps.db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
   if (!row) throw notFound('webhook endpoint');
+  return row;
+}
+
+/**
+ * Svix API mode: the log is Svix's message attempts (newest first); an attempt's number
+ * counts that message's attempts in the page, oldest first.
+ */
+function presentSvixAttempts(attempts: SvixAttempt[]) {
+  const seen = new Map<string, number>();
+  const numbers = [...attempts].reverse().map((a) => {
+    const n = (seen.get(a.msgId) ?? 0) + 1;
+    seen.set(a.msgId, n);
+    return n;
+  }).reverse();
+  return attempts.map((a, i) => ({
+    message_id: a.msgId,
+    event_type: a.eventType ?? 'unknown',
+    attempt: numbers[i],
+    status_code: a.statusCode,
+    error: a.succeeded ? null : a.statusCode === null ? 'no response' : `HTTP ${a.statusCode}`,
+    duration_ms: a.durationMs,
+    response: responseForLog(Buffer.from(a.response, 'utf8'), {}),
+    at: a.at.toISOString(),
+  }));
 }
 
 export function deliveryRoutes(deps: Deps) {
@@ -77,7 +103,11 @@ export function deliveryRoutes(deps: Deps) {
       requireAdmin(c);
       const { id } = c.req.valid('param');
       const { limit } = c.req.valid('query');
-      await endpointExists(deps, id);
+      const endpoint = await endpointRow(deps, id);
+      const svix = deps.notify.svix;
+      if (svix && endpoint.svixEndpointId) {
+        return c.json({ deliveries: presentSvixAttempts(await svixCall(() => svix.attempts(endpoint.svixEndpointId!, limit))) }, 200);
+      }
       const rows = await deps.db
         .select({ a: deliveryAttempts, type: events.type })
         .from(deliveryAttempts)
@@ -106,6 +136,15 @@ export function deliveryRoutes(deps: Deps) {
       requireAdmin(c);
       const { id } = c.req.valid('param');
       const { since } = c.req.valid('query');
+      const svix = deps.notify.svix;
+      const endpoint = await endpointRow(deps, id);
+      if (svix && endpoint.svixEndpointId) {
+        // Svix API mode: Svix keeps the messages; its `recover` re-sends the failed ones.
+        const from = parseSince(since) ?? endpoint.createdAt;
+        const replayed = await svixCall(() => svix.recover(endpoint.svixEndpointId!, from));
+        await deps.db.transaction((tx) => enableEndpoint(tx, id));
+        return c.json({ replayed }, 202);
+      }
       const replayed = await deps.db.transaction(async (tx) => {
         // Replaying is the operator saying the receiver is fixed: the endpoint delivers again.
         if (!(await enableEndpoint(tx, id))) throw notFound('webhook endpoint');
@@ -117,6 +156,15 @@ export function deliveryRoutes(deps: Deps) {
       requireAdmin(c);
       const { id } = c.req.valid('param');
       const { replay_since } = c.req.valid('query');
+      const svix = deps.notify.svix;
+      const endpoint = await endpointRow(deps, id);
+      if (svix && endpoint.svixEndpointId) {
+        const from = parseSince(replay_since);
+        const replayed = from ? await svixCall(() => svix.recover(endpoint.svixEndpointId!, from)) : (await svixCall(() => svix.enable(endpoint.svixEndpointId!)), 0);
+        const row = await deps.db.transaction((tx) => enableEndpoint(tx, id));
+        if (!row) throw notFound('webhook endpoint');
+        return c.json({ ...(await presentEndpointWithHealth(deps, row)), replayed }, 200);
+      }
       const [row, replayed] = await deps.db.transaction(async (tx) => {
         const ep = await enableEndpoint(tx, id);
         if (!ep) throw notFound('webhook endpoint');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
-import { desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import type { InferSelectModel } from 'drizzle-orm';
 import { requireAdmin } from '../http/auth.js';
 import { bearer, errorResponses, jsonResponse as json } from '../http/openapi.js';
@@ -89,6 +89,19 @@ const rotate = createRoute({
   responses: { 200: json(EndpointWithSecret, 'the endpoint with its new secret'), ...errorResponses },
 });
 
+/** A failed Svix call as our error: 502, and the change was not made. */
+export function svixFailure(err: unknown): AppError {
+  const status = (err as { code?: unknown }).code;
+  return new AppError('svix_unavailable', `Svix did not accept the change${typeof status === 'number' ? ` (HTTP ${status})` : ''}; nothing was changed, try again`);
+}
+export async function svixCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw svixFailure(err);
+  }
+}
+
 const newEndpointId = () => `ep_${randomBytes(12).toString('hex')}`;
 
 export function endpointRoutes(deps: Deps) {
@@ -102,36 +115,53 @@ export function endpointRoutes(deps: Deps) {
       const id = newEndpointId();
       const secret = newEndpointSecret();
       const events = [...new Set(body.events ?? [])];
-      const svixEndpointId = mirror ? await mirror.createEndpoint({ id, url: body.url, events, description: body.description ?? null, secret }) : null;
-      const [row] = await deps.db
-        .insert(webhookEndpoints)
-        .values({ id, url: body.url, events, description: body.description ?? null, secret, svixEndpointId })
-        .returning();
-      return c.json({ ...presentEndpoint(row), secret }, 201);
+      const svixEndpointId = mirror ? await svixCall(() => mirror.createEndpoint({ id, url: body.url, events, description: body.description ?? null, secret })) : null;
+      try {
+        const [row] = await deps.db
+          .insert(webhookEndpoints)
+          .values({ id, url: body.url, events, description: body.description ?? null, secret, svixEndpointId })
+          .returning();
+        return c.json({ ...presentEndpoint(row), secret }, 201);
+      } catch (err) {
+        // Our insert failed after Svix made the endpoint: take it back, so nothing receives
+        // webhooks that we do not know of (a failure here leaves it for the log to tell).
+        if (mirror && svixEndpointId) await mirror.deleteEndpoint(svixEndpointId).catch((e) => deps.log.error({ err: e, svixEndpointId }, 'orphan Svix endpoint not deleted'));
+        throw err;
+      }
     })
     .openapi(list, async (c) => {
       requireAdmin(c);
       const rows = await deps.db.select().from(webhookEndpoints).orderBy(desc(webhookEndpoints.createdAt), desc(webhookEndpoints.id));
       const health = await endpointHealth(deps.db, rows);
+      // Svix API mode: Svix delivers, and disables an endpoint that keeps failing; say so.
+      if (mirror) {
+        await Promise.all(
+          rows.map(async (e) => {
+            if (!e.svixEndpointId || e.disabled) return;
+            if (await mirror.isDisabled(e.svixEndpointId)) Object.assign(e, { disabled: true, disabledReason: e.disabledReason ?? 'disabled_by_svix' });
+          }),
+        );
+      }
       return c.json({ endpoints: rows.map((e) => presentEndpoint(e, health.get(e.id))) }, 200);
     })
     .openapi(remove, async (c) => {
       requireAdmin(c);
       const { id } = c.req.valid('param');
-      const [row] = await deps.db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).returning();
-      if (!row) throw notFound('webhook endpoint');
-      if (mirror && row.svixEndpointId) await mirror.deleteEndpoint(row.svixEndpointId);
+      const [current] = await deps.db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
+      if (!current) throw notFound('webhook endpoint');
+      // Svix first: if it fails, the endpoint is still ours to delete again, and never an
+      // endpoint that keeps receiving with no row of ours behind it (Svix's 404 counts as done).
+      if (mirror && current.svixEndpointId) await svixCall(() => mirror.deleteEndpoint(current.svixEndpointId!));
+      await deps.db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id));
       return c.body(null, 204);
     })
     .openapi(rotate, async (c) => {
       requireAdmin(c);
       const { id } = c.req.valid('param');
       const secret = newEndpointSecret();
-      const row = await deps.db.transaction(async (tx) => {
+      const [before, row] = await deps.db.transaction(async (tx) => {
         const [current] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).for('update');
         if (!current) throw notFound('webhook endpoint');
-        // Mirrored first: if Svix refuses, nothing changed here either.
-        if (mirror && current.svixEndpointId) await mirror.rotateSecret(current.svixEndpointId, secret);
         // Every secret replaced less than 24 h ago keeps signing: the previous one joins the
         // older ones still within their grace, however many rotations that day brought.
         const now = Date.now();
@@ -149,8 +179,19 @@ export function endpointRoutes(deps: Deps) {
           })
           .where(eq(webhookEndpoints.id, id))
           .returning();
-        return updated;
+        return [current, updated] as const;
       });
+      // Svix API mode: Svix rotates only once the new secret is committed here, so Svix never
+      // signs with a secret that no one was shown; if Svix refuses, our row goes back.
+      if (mirror && row.svixEndpointId) {
+        try {
+          await mirror.rotateSecret(row.svixEndpointId, secret);
+        } catch (err) {
+          const { secret: s, previousSecret, previousSecretExpiresAt, olderSecrets } = before;
+          await deps.db.update(webhookEndpoints).set({ secret: s, previousSecret, previousSecretExpiresAt, olderSecrets }).where(and(eq(webhookEndpoints.id, id), eq(webhookEndpoints.secret, secret)));
+          throw svixFailure(err);
+        }
+      }
       return c.json({ ...(await presentEndpointWithHealth(deps, row)), secret }, 200);
     });
 }

@@ -1,4 +1,5 @@
-import { ApiException, Svix } from 'svix';
+import { createHash } from 'node:crypto';
+import { ApiException, MessageStatus, Svix } from 'svix';
 import type { Config } from '../config.js';
 import { eventTypes } from '../events/record.js';
 
@@ -16,6 +17,23 @@ export interface SvixMirror {
   deleteEndpoint(svixEndpointId: string): Promise<void>;
   rotateSecret(svixEndpointId: string, newSecret: string): Promise<void>;
   publish(e: { id: string; type: string; timestamp: string; data: unknown }): Promise<void>;
+  /** Whether Svix has disabled the endpoint (it does after 5 days of failures), or null when Svix cannot say now. */
+  isDisabled(svixEndpointId: string): Promise<boolean | null>;
+  /** The endpoint's message attempts, newest first, as the delivery log shows them. */
+  attempts(svixEndpointId: string, limit: number): Promise<SvixAttempt[]>;
+  /** Enable the endpoint and re-send its failed messages since `since` (Svix `recover`); returns how many failed. */
+  recover(svixEndpointId: string, since: Date): Promise<number>;
+  enable(svixEndpointId: string): Promise<void>;
+}
+
+export interface SvixAttempt {
+  msgId: string;
+  eventType: string | null;
+  statusCode: number | null;
+  succeeded: boolean;
+  durationMs: number;
+  response: string;
+  at: Date;
 }
 
 /** The Svix mirror of this configuration, or null in direct mode; built once (main.ts), so setup runs once. */
@@ -59,7 +77,37 @@ function createMirror(svix: Svix): SvixMirror {
       });
     },
     async rotateSecret(id, newSecret) {
-      await svix.endpoint.rotateSecret(svixAppUid, id, { key: newSecret });
+      // Keyed by the new secret: the client's own retries of one rotation rotate once.
+      const key = `rotate:${id}:${createHash('sha256').update(newSecret).digest('hex').slice(0, 32)}`;
+      await svix.endpoint.rotateSecret(svixAppUid, id, { key: newSecret }, { idempotencyKey: key });
+    },
+    async isDisabled(id) {
+      try {
+        return (await svix.endpoint.get(svixAppUid, id)).disabled ?? false;
+      } catch {
+        return null;
+      }
+    },
+    async attempts(id, limit) {
+      const page = await svix.messageAttempt.listByEndpoint(svixAppUid, id, { limit, withMsg: true });
+      return page.data.map((a) => ({
+        msgId: a.msgId,
+        eventType: a.msg?.eventType ?? null,
+        statusCode: a.responseStatusCode > 0 ? a.responseStatusCode : null,
+        succeeded: a.status === MessageStatus.Success,
+        durationMs: a.responseDurationMs,
+        response: a.response,
+        at: a.timestamp,
+      }));
+    },
+    async enable(id) {
+      await svix.endpoint.patch(svixAppUid, id, { disabled: false });
+    },
+    async recover(id, since) {
+      await svix.endpoint.patch(svixAppUid, id, { disabled: false });
+      const failed = await svix.messageAttempt.listByEndpoint(svixAppUid, id, { status: MessageStatus.Fail, after: since, limit: 250 });
+      await svix.endpoint.recover(svixAppUid, id, { since });
+      return new Set(failed.data.map((a) => a.msgId)).size;
     },
     async publish(e) {
       await setup();

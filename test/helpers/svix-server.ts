@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net';
 /**
  * A stand-in for Svix's hosted API on 127.0.0.1 — the one remote SaaS we cannot run. It
  * follows the published API shapes (api.svix.com/docs) for the calls docrelay makes:
- * applications (get_if_exists), event types, endpoints (create, delete, secret rotation)
- * and messages, with Svix's idempotency-key replay and 409 on a known eventId.
+ * applications (get_if_exists), event types, endpoints (create, get, patch, delete, secret
+ * rotation, recover), message attempts by endpoint and messages, with Svix's
+ * idempotency-key replay and 409 on a known eventId. Faults are injected per call.
  */
 export interface SvixCall {
   method: string;
@@ -24,13 +25,35 @@ export interface FakeSvix {
   messages: any[];
   /** Make the next `n` message creations fail with 500 (after Svix's own client retries). */
   failMessages: number;
+  /** Injected faults: a status to answer a call with (before it does anything), or null to serve it. */
+  fault: (call: { method: string; path: string }) => number | null;
+  /** Message attempts by Svix endpoint id, oldest first (tests add them: the fake delivers nothing itself). */
+  attempts: Map<string, any[]>;
+  /** Record an attempt of message `msg` to endpoint `endpointId`, as Svix's dispatcher would. */
+  attempt(endpointId: string, msg: any, statusCode: number): void;
   close(): Promise<void>;
 }
 
 const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
 export async function startFakeSvix(token = 'testsk_fake.eu'): Promise<FakeSvix> {
-  const fake: FakeSvix = { url: '', token, calls: [], apps: new Map(), endpoints: new Map(), messages: [], failMessages: 0, close: async () => {} };
+  const fake: FakeSvix = {
+    url: '', token, calls: [], apps: new Map(), endpoints: new Map(), messages: [], failMessages: 0,
+    fault: () => null,
+    attempts: new Map(),
+    attempt: (endpointId, msg, statusCode) => {
+      const ep = fake.endpoints.get(endpointId);
+      const list = fake.attempts.get(endpointId) ?? [];
+      const ok = statusCode >= 200 && statusCode < 300;
+      list.push({
+        id: id('atmpt'), msgId: msg.id, endpointId, url: ep?.url ?? '', response: ok ? 'ok' : 'down', responseStatusCode: statusCode,
+        responseDurationMs: 12, status: ok ? 0 : 2, statusText: ok ? 'success' : 'fail', triggerType: 0, timestamp: now(),
+        msg: { id: msg.id, eventType: msg.eventType, eventId: msg.eventId, payload: msg.payload, timestamp: msg.timestamp },
+      });
+      fake.attempts.set(endpointId, list);
+    },
+    close: async () => {},
+  };
   const eventTypes = new Map<string, any>();
   const idempotent = new Map<string, { status: number; body: unknown }>();
   const now = () => new Date().toISOString();
@@ -46,6 +69,8 @@ export async function startFakeSvix(token = 'testsk_fake.eu'): Promise<FakeSvix>
         res.writeHead(status, out === undefined ? {} : { 'content-type': 'application/json' }).end(out === undefined ? '' : JSON.stringify(out));
       };
       if (req.headers.authorization !== `Bearer ${token}`) return reply(401, { code: 'authentication_failed', detail: 'Invalid token' });
+      const injected = fake.fault({ method: req.method!, path: url.pathname });
+      if (injected !== null) return reply(injected, { code: 'injected_fault', detail: 'injected by the test' });
       const key = req.headers['idempotency-key'] as string | undefined;
       const scope = `${req.method} ${url.pathname} ${key}`;
       if (key && idempotent.has(scope)) {
@@ -79,6 +104,41 @@ export async function startFakeSvix(token = 'testsk_fake.eu'): Promise<FakeSvix>
         fake.endpoints.set(ep.id, ep);
         const { secret: _s, ...out } = ep;
         return done(201, out);
+      }
+      if ((m = /^\/api\/v1\/app\/([^/]+)\/endpoint\/([^/]+)$/.exec(p)) && (req.method === 'GET' || req.method === 'PATCH')) {
+        const ep = fake.endpoints.get(decodeURIComponent(m[2]));
+        if (!ep) return done(404, { code: 'not_found', detail: 'Endpoint not found' });
+        if (req.method === 'PATCH') for (const k of ['disabled', 'url', 'description', 'filterTypes']) if (body && k in body) ep[k] = body[k];
+        const { secret: _s, previousSecret: _p, ...out } = ep;
+        return done(200, out);
+      }
+      if ((m = /^\/api\/v1\/app\/([^/]+)\/endpoint\/([^/]+)\/recover$/.exec(p)) && req.method === 'POST') {
+        const epId = decodeURIComponent(m[2]);
+        if (!fake.endpoints.has(epId)) return done(404, { code: 'not_found', detail: 'Endpoint not found' });
+        // Every message whose last attempt since `since` failed is sent again (a manual attempt).
+        const since = Date.parse(body.since);
+        const last = new Map<string, any>();
+        for (const a of fake.attempts.get(epId) ?? []) if (Date.parse(a.timestamp) >= since) last.set(a.msgId, a);
+        for (const a of last.values()) {
+          if (a.status !== 2) continue;
+          fake.attempt(epId, a.msg, 200);
+          fake.attempts.get(epId)!.at(-1).triggerType = 1;
+        }
+        return done(202, { id: id('qtask'), status: 'finished', task: 'endpoint.recover', updatedAt: now() });
+      }
+      if ((m = /^\/api\/v1\/app\/([^/]+)\/attempt\/endpoint\/([^/]+)$/.exec(p)) && req.method === 'GET') {
+        const epId = decodeURIComponent(m[2]);
+        if (!fake.endpoints.has(epId)) return done(404, { code: 'not_found', detail: 'Endpoint not found' });
+        const status = url.searchParams.get('status');
+        const after = url.searchParams.get('after');
+        const limit = Number(url.searchParams.get('limit') ?? 50);
+        const withMsg = url.searchParams.get('with_msg') === 'true';
+        const data = [...(fake.attempts.get(epId) ?? [])]
+          .reverse()
+          .filter((a) => (status === null || String(a.status) === status) && (after === null || Date.parse(a.timestamp) > Date.parse(after)))
+          .slice(0, limit)
+          .map(({ msg, ...a }) => (withMsg ? { ...a, msg } : a));
+        return done(200, { data, iterator: null, prevIterator: null, done: true });
       }
       if ((m = /^\/api\/v1\/app\/([^/]+)\/endpoint\/([^/]+)$/.exec(p)) && req.method === 'DELETE') {
         if (!fake.endpoints.delete(decodeURIComponent(m[2]))) return done(404, { code: 'not_found', detail: 'Endpoint not found' });
