@@ -36,15 +36,16 @@ export const parseSince = (since: string | undefined): Date | null => (since ? p
  * it answered 410. Attempts keep counting: a replayed message's next attempt is its next number,
  * so the log never shows two `attempt: 1` rows for one message. Pending messages not in a
  * backoff (not yet tried, or already brought forward by an earlier replay) have a job that
- * runs soon; they are left to it, so nothing is sent twice. The caller has made the endpoint healthy (enabled, not failing),
+ * runs soon; they are left to it, so nothing is sent twice. `next_attempt_at` becomes now:
+ * the stranded-message sweep counts from it, so it leaves a replayed message's job alone. The caller has made the endpoint healthy (enabled, not failing),
  * so the jobs run in no queue, in parallel.
  */
 export async function resendUndelivered(tx: Tx, endpointId: string, opts: { since: Date | null; failed: boolean }): Promise<number> {
   const since = opts.since?.toISOString() ?? null;
   const rows = await tx.execute<{ id: string; attempts: number }>(sql`
-    update messages set status = 'pending', next_attempt_at = null
+    update messages set status = 'pending', next_attempt_at = now()
     where endpoint_id = ${endpointId}
-      and ((${opts.failed} and status = 'failed') or (status = 'pending' and next_attempt_at is not null))
+      and ((${opts.failed} and status = 'failed') or (status = 'pending' and next_attempt_at > now()))
       and (${since}::timestamptz is null or created_at >= ${since}::timestamptz)
     returning id, attempts`);
   await enqueueMany(tx, 'deliver_message', rows.map((m) => ({ payload: { messageId: m.id, attempt: m.attempts + 1 }, jobKey: messageJobKey(m.id) })));
