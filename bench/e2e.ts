@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { powensSignature } from '../src/inbound/signature.js';
 import { startWorker } from '../src/worker.js';
-import { makePdf, startProviderSite } from '../test/helpers/provider.js';
+import { makePdf, startProviderSite, type ProviderHandler } from '../test/helpers/provider.js';
 import { BENCH_INBOUND, percentile, report, startBenchService, stopPgServer, type BenchService } from './support.js';
 
 /**
@@ -30,12 +30,20 @@ export function sync(connectionId: number, docIds: number[], url: string) {
         id: connectionId, number: `N${connectionId}`, label: 'Contract', subscriber: 'Mr John Doe', validity: null, renewdate: null,
         documents: docIds.map((id) => ({
           id, name: `Bill ${id}`, type: 'bill', date: '2026-11-01', duedate: null, number: String(id), issuer: 'Acme',
-          total_amount: 42.5 + (id % 1000), untaxed_amount: 35.42, vat: 7.08, currency: 'EUR', url, has_file_on_website: true,
+          total_amount: 42.5 + (id % 1000), untaxed_amount: 35.42, vat: 7.08, currency: 'EUR', url: `${url}?doc=${id}`, has_file_on_website: true,
         })),
       }],
     },
   };
 }
+
+/**
+ * The provider's `/bill.pdf?doc=<id>`: each bill its own bytes (the PDF and a comment after
+ * %%EOF naming it). One file for all would make every bill but the first a repeat of it, and
+ * repeats are not announced (README, "A bill is announced once").
+ */
+export const billFiles = (pdf: Buffer): ProviderHandler => (req, res) =>
+  void res.writeHead(200, { 'content-type': 'application/pdf' }).end(Buffer.concat([pdf, Buffer.from(`\n% ${req.url}\n`)]));
 
 export async function post(svc: BenchService, body: unknown) {
   const path = '/webhooks/powens/CONNECTION_SYNCED';
@@ -108,7 +116,7 @@ export async function benchEndToEnd() {
   const site = await startProviderSite();
   const arrivals = await startArrivals();
   const pdf = await makePdf(['Bill'], { padTo: 20 * 1024 });
-  site.route('/bill.pdf', (_req, res) => res.writeHead(200, { 'content-type': 'application/pdf' }).end(pdf));
+  site.route('/bill.pdf', billFiles(pdf));
   const url = site.url('/bill.pdf');
   const worker = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 200 });
   try {

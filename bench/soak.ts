@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { startWorker } from '../src/worker.js';
 import { makePdf, startProviderSite } from '../test/helpers/provider.js';
-import { post, startArrivals, sync } from './e2e.js';
+import { billFiles, post, startArrivals, sync } from './e2e.js';
 import { report, startBenchService, stopPgServer } from './support.js';
 
 /**
@@ -18,7 +18,7 @@ export async function benchSoak() {
   const site = await startProviderSite();
   const arrivals = await startArrivals();
   const pdf = await makePdf(['Bill'], { padTo: 20 * 1024 });
-  site.route('/bill.pdf', (_req, res) => res.writeHead(200, { 'content-type': 'application/pdf' }).end(pdf));
+  site.route('/bill.pdf', billFiles(pdf));
   const worker = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 200 });
   try {
     const res = await fetch(`${svc.baseUrl}/webhook-endpoints`, {

@@ -15,6 +15,8 @@ export const settingSchemas = {
   'captcha.enabled': zeroOrOne,
   'captcha.max_retries': z.string().regex(/^\d+$/, 'a whole number').refine((v) => Number(v) >= 1 && Number(v) <= 100, 'between 1 and 100'),
   'notify.document_types': z.string().regex(/^[A-Za-z0-9_\-]*(,[A-Za-z0-9_\-]+)*$/, 'comma-separated document types'),
+  /** "1": a bill is announced once per user, whatever ids it comes back under (dedupe/). */
+  'notify.dedupe': zeroOrOne,
 } as const;
 
 export type SettingKey = keyof typeof settingSchemas;
@@ -25,6 +27,7 @@ export const settingDefaults: Settings = {
   'captcha.enabled': '0',
   'captcha.max_retries': '6',
   'notify.document_types': 'bill',
+  'notify.dedupe': '1',
 };
 
 export async function readSettings(tx: Tx): Promise<Settings> {

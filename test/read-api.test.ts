@@ -61,8 +61,9 @@ describe('GET /users/{u}/documents', () => {
   it('shows the document object of the contract', async () => {
     const { body } = await get('/users/300/documents/1');
     expect(Object.keys(body).sort()).toEqual(
-      ['id', 'id_subscription', 'id_user', 'name', 'type', 'date', 'rdate', 'duedate', 'number', 'issuer', 'total_amount', 'untaxed_amount', 'vat', 'currency', 'income', 'has_file_on_website', 'url', 'thumb_url', 'file', 'last_update'].sort(),
+      ['id', 'id_subscription', 'id_user', 'name', 'type', 'date', 'rdate', 'duedate', 'number', 'issuer', 'total_amount', 'untaxed_amount', 'vat', 'currency', 'income', 'has_file_on_website', 'url', 'thumb_url', 'file', 'last_update', 'duplicate_of', 'duplicate_reason'].sort(),
     );
+    expect(body).toMatchObject({ duplicate_of: null, duplicate_reason: null });
     expect(body.file).toEqual({ status: 'none', content_type: null, size: null, sha256: null, error: null });
     expect(body.url).toBeNull();
   });
@@ -94,7 +95,7 @@ describe('subscriptions and connections', () => {
 
 describe('/config', () => {
   it('has the Powens-style defaults', async () => {
-    expect((await get('/config')).body).toEqual({ force_pdf: '0', 'captcha.enabled': '0', 'captcha.max_retries': '6', 'notify.document_types': 'bill' });
+    expect((await get('/config')).body).toEqual({ force_pdf: '0', 'captcha.enabled': '0', 'captcha.max_retries': '6', 'notify.document_types': 'bill', 'notify.dedupe': '1' });
   });
   it('takes a partial object and returns the whole config', async () => {
     const res = await ctx.request('POST', '/config', { body: { 'notify.document_types': 'bill,contract' } });

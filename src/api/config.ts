@@ -12,6 +12,7 @@ const ConfigSchema = z
     'captcha.enabled': z.string().openapi({ example: '0' }),
     'captcha.max_retries': z.string(),
     'notify.document_types': z.string(),
+    'notify.dedupe': z.string().openapi({ example: '1', description: '"1": a bill is announced once per user, even under new ids; "0": every new document is announced' }),
   })
   .openapi('Config');
 const ok = { description: 'the whole config', content: { 'application/json': { schema: ConfigSchema } } };

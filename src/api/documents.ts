@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, desc, eq, gte, isNull, lte, max, min, count, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, isNotNull, isNull, lte, max, min, count, sql, type SQL } from 'drizzle-orm';
 import { presentDocument } from '../present/presenters.js';
 import { DocumentSchema } from '../present/schemas.js';
 import type { Deps } from '../deps.js';
@@ -17,6 +17,11 @@ const ListQuery = z.object({
   min_date: day.optional(),
   max_date: day.optional(),
   all: allFlag,
+  duplicates: z
+    .string()
+    .optional()
+    .openapi({ description: 'present (any value): only the documents found to repeat a bill already announced (`duplicate_of` set), which were not announced' })
+    .transform((v) => v !== undefined),
 });
 const ListResponse = z.object({
   documents: z.array(DocumentSchema),
@@ -65,6 +70,7 @@ export function documentRoutes(deps: Deps) {
     if (q.type) where.push(eq(documents.type, q.type));
     if (q.min_date) where.push(gte(documents.date, q.min_date));
     if (q.max_date) where.push(lte(documents.date, q.max_date));
+    if (q.duplicates) where.push(isNotNull(documents.duplicateReason));
     const docFilter = and(...where);
     const subFilter = hideDeletedSubscriptions ? isNull(subscriptions.deleted) : undefined;
 

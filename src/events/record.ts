@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
+import { sqlArray } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
 import type { JobPayload } from '../jobs/catalog.js';
 import { enqueueMany } from '../jobs/enqueue.js';
@@ -17,7 +18,8 @@ export type EventType =
   | 'subscription.deleted'
   | 'subscription.restored'
   | 'connection.captcha_gave_up'
-  | 'connection.recovered';
+  | 'connection.recovered'
+  | 'document.duplicate';
 
 export const eventTypes: readonly EventType[] = [
   'document.created',
@@ -26,7 +28,16 @@ export const eventTypes: readonly EventType[] = [
   'subscription.restored',
   'connection.captcha_gave_up',
   'connection.recovered',
+  'document.duplicate',
 ];
+
+/**
+ * Types sent only to endpoints that list them: an endpoint with empty `events` (all) does
+ * not get them. `document.duplicate` is news to no one who did not ask for it.
+ */
+export const optInEventTypes: readonly EventType[] = ['document.duplicate'];
+/** What an endpoint with empty `events` receives. */
+export const defaultEventTypes: readonly EventType[] = eventTypes.filter((t) => !optInEventTypes.includes(t));
 
 export interface NewEvent {
   type: EventType;
@@ -43,14 +54,18 @@ export const newEventId = () => `evt_${randomUUID().replaceAll('-', '')}`;
 /** At most this many messages in one `deliver_messages` job. */
 export const deliveryBatchSize = 100;
 
+/** Whether endpoint `e` wants an event of type `type`: listed, or empty `events` and not opt-in. */
+const wants = (e: SQL, type: SQL) =>
+  sql`(${type} = any(${e}.events) or (cardinality(${e}.events) = 0 and not (${type} = any(${sqlArray(optInEventTypes, 'text')}))))`;
+
 /**
  * Record events and fan them out; returns the ids of the events not recorded before.
  *
  * Set-based, one statement whatever the number of events and endpoints: insert the events
  * (a known dedupe key is skipped, so an event and its messages are made once), one
- * `messages` row per new event and endpoint that wants its type (empty `events`:
- * every type), then the delivery jobs of the enabled ones (batched per healthy endpoint; a
- * disabled endpoint's messages wait, `failed`, for a replay). Endpoints mirrored to Svix (API
+ * `messages` row per new event and endpoint that wants its type (empty `events`: every
+ * type but the opt-in ones), then the delivery jobs of the enabled ones (batched per
+ * healthy endpoint; a disabled endpoint's messages wait, `failed`, for a replay). Endpoints mirrored to Svix (API
  * mode) get no message of ours: one `publish_event` job per event hands it to Svix, which
  * fans out itself.
  */
@@ -72,7 +87,7 @@ export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> 
       select 'msg_' || replace(gen_random_uuid()::text, '-', ''), i.id, e.id, case when e.disabled then 'failed' else 'pending' end
       from inserted i
       join webhook_endpoints e
-        on e.svix_endpoint_id is null and (cardinality(e.events) = 0 or i.type = any(e.events))
+        on e.svix_endpoint_id is null and ${wants(sql`e`, sql`i.type`)}
       returning id, endpoint_id, status, nextval('message_batch_seq') as seq
     )
     select 'event' as kind, id, null as endpoint_id, null as failing, null as seq from inserted
@@ -84,7 +99,7 @@ export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> 
     select 'svix', i.id, null, null, null from inserted i
     where exists (
       select 1 from webhook_endpoints e
-      where not e.disabled and e.svix_endpoint_id is not null and (cardinality(e.events) = 0 or i.type = any(e.events))
+      where not e.disabled and e.svix_endpoint_id is not null and ${wants(sql`e`, sql`i.type`)}
     )`);
   const messages = out.filter((r) => r.kind === 'message');
   // A failing endpoint's messages wait in its lane, one job each (notify/deliver.ts).

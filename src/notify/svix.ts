@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { ApiException, MessageStatus, Svix } from 'svix';
 import type { Config } from '../config.js';
-import { eventTypes } from '../events/record.js';
+import { defaultEventTypes, eventTypes } from '../events/record.js';
 
 /**
  * Svix API mode (SVIX_API_KEY set): Svix delivers, retries and logs; docrelay publishes each
  * event once to one Svix application for the whole installation (uid `docrelay`) and mirrors
  * its endpoints there (same id as `uid`, same secret, same event filter), so a customer's
- * receiver verifies the same way in both modes.
+ * receiver verifies the same way in both modes. An endpoint of ours with empty `events` is
+ * mirrored with every type but the opt-in ones: Svix's "no filter" would send those too.
  */
 
 export const svixAppUid = 'docrelay';
@@ -66,7 +67,7 @@ function createMirror(svix: Svix): SvixMirror {
       await setup();
       const out = await svix.endpoint.create(
         svixAppUid,
-        { uid: e.id, url: e.url, secret: e.secret, description: e.description ?? '', filterTypes: e.events.length ? e.events : null },
+        { uid: e.id, url: e.url, secret: e.secret, description: e.description ?? '', filterTypes: e.events.length ? e.events : [...defaultEventTypes] },
         { idempotencyKey: `endpoint-create:${e.id}` },
       );
       return out.id;

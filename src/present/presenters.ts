@@ -84,5 +84,8 @@ export function presentDocument(d: DocumentRow, f: FileRow | null, links: LinkSi
       error: f?.error ?? null,
     },
     last_update: iso(d.lastUpdate),
+    // A repeat of an announced bill (dedupe/): the earlier document, or "erased" once it is gone.
+    duplicate_of: d.duplicateReason === null ? null : (d.duplicateOf ?? 'erased'),
+    duplicate_reason: d.duplicateReason as 'file' | 'fields' | null,
   } satisfies DocumentJson;
 }

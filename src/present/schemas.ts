@@ -66,5 +66,13 @@ export const DocumentSchema = z
       error: z.string().nullable(),
     }),
     last_update: isoDate,
+    duplicate_of: z
+      .union([z.number().int(), z.literal('erased')])
+      .nullable()
+      .openapi({ description: 'The earlier document this one repeats (its id, or "erased"); null for an original. A repeat is not announced.' }),
+    duplicate_reason: z
+      .enum(['file', 'fields'])
+      .nullable()
+      .openapi({ description: '"file": the same file sha256; "fields": the same issuer (else subscription number), number, date, total amount and currency' }),
   })
   .openapi('Document');

@@ -22,8 +22,9 @@ beforeAll(async () => {
   ctx = await createTestContext();
   site = await startProviderSite();
   receiver = await startReceiver();
-  const pdf = await makePdf(['A bill']);
+  // Each bill its own file: one file for all would make every bill but the first a repeat (not announced).
   for (let w = 0; w < WEBHOOKS; w++) for (let d = 0; d < DOCS; d++) {
+    const pdf = await makePdf([`A bill ${w}-${d}`]);
     site.route(`/b/${w}-${d}.pdf`, (_req, res) => res.writeHead(200, { 'content-type': 'application/pdf' }).end(pdf));
   }
   procs.push(...(await Promise.all([

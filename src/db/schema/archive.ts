@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  type AnyPgColumn,
   bigint,
   boolean,
   date,
@@ -116,8 +117,17 @@ export const documents = pgTable(
     /** force_pdf as it was at the sync that added the document: conversion is never retroactive. */
     forcePdf: boolean('force_pdf').notNull().default(false),
     lastUpdate: ts('last_update'),
+    /**
+     * A repeat of a bill already announced to the user (dedupe/): the earlier document, null
+     * once that one was erased (`duplicate_of: "erased"`), with `duplicateReason` set.
+     */
+    duplicateOf: id('duplicate_of').references((): AnyPgColumn => documents.id, { onDelete: 'set null' }),
+    /** null, or 'file' | 'fields' */
+    duplicateReason: text('duplicate_reason'),
   },
   (t) => [
+    // Erasing a document nulls the duplicate_of of its repeats: found by this index.
+    index('documents_duplicate_of_idx').on(t.duplicateOf).where(sql`duplicate_of is not null`),
     index('documents_user_date_idx').on(t.userId, t.date.desc(), t.id.desc()),
     index('documents_subscription_date_idx').on(t.subscriptionId, t.date.desc(), t.id.desc()),
     // Covers the totals of a user's document list (count, first and last date per subscription)

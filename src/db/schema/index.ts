@@ -2,3 +2,4 @@ export * from './archive.js';
 export * from './files.js';
 export * from './events.js';
 export * from './captcha.js';
+export * from './dedupe.js';
