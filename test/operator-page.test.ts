@@ -138,7 +138,8 @@ describe('the operator page in a real browser', () => {
     const row = await waitUntil(async () => {
       await page.reload();
       const rows = await page.$$eval(`${endpoint} tbody tr`, (trs) => trs.map((tr) => (tr as HTMLElement).innerText));
-      return rows.find((r) => r.includes('HTTP 200'));
+      // The replay also sends the events recorded while it was disabled: find the replayed message's row.
+      return rows.find((r) => r.includes('HTTP 200') && r.includes('subscription.created'));
     }, 20_000, 'the successful delivery on the page');
     expect(row).toContain('subscription.created');
     expect(await text(page, `${endpoint} [data-status]`)).toBe('ok');
