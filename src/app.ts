@@ -1,4 +1,5 @@
 import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
 import { authenticate } from './http/auth.js';
 import { configRoutes } from './api/config.js';
 import { connectionRoutes } from './api/connections.js';
@@ -19,6 +20,9 @@ import { pageRoutes } from './page/routes.js';
 /** The HTTP application: every route, one error shape. Built from deps, so tests build their own. */
 export function createApp(deps: Deps) {
   const app = newRouter();
+  // Every answer carries X-Request-Id (the caller's, when it is a plain token, else a new
+  // one): a 500 is logged under it, so an operator finds the error a client reports.
+  app.use(requestId({ limitLength: 64 }));
 
   const auth = authenticate(deps);
   for (const path of ['/users/*', '/config', '/webhook-endpoints', '/webhook-endpoints/*', '/jobs/*', '/metrics']) app.use(path, auth);
@@ -52,12 +56,15 @@ export function createApp(deps: Deps) {
       const code = err.status === 413 ? 'payload_too_large' : err.status < 500 ? 'invalid_payload' : 'internal_error';
       return c.json({ error: { code, message: err.message || 'bad request' } }, err.status);
     }
+    const reqId = c.get('requestId');
+    // Database errors are already stripped of their values (db/redact.ts); nothing of the
+    // request's input is logged beside them, only where it went.
     if (isDatabaseUnavailable(err)) {
-      deps.log.error({ err }, 'database unavailable');
-      return c.json({ error: { code: 'database_unavailable', message: 'database unavailable, retry later' } }, 503);
+      deps.log.error({ reqId, err }, 'database unavailable');
+      return c.json({ error: { code: 'database_unavailable', message: `database unavailable, retry later (request ${reqId})` } }, 503);
     }
-    deps.log.error({ err, path: c.req.path }, 'unhandled error');
-    return c.json({ error: { code: 'internal_error', message: 'internal error' } }, 500);
+    deps.log.error({ reqId, method: c.req.method, route: c.req.routePath, err }, 'unhandled error');
+    return c.json({ error: { code: 'internal_error', message: `internal error (request ${reqId})` } }, 500);
   });
   return app;
 }

@@ -33,7 +33,7 @@ export const settingDefaults: Settings = {
 export async function readSettings(tx: Tx): Promise<Settings> {
   const rows = await tx.select({ key: settings.key, value: settings.value }).from(settings);
   const out = { ...settingDefaults };
-  for (const r of rows) if (r.key in out) out[r.key as SettingKey] = r.value;
+  for (const r of rows) if (Object.hasOwn(out, r.key)) out[r.key as SettingKey] = r.value;
   return out;
 }
 
@@ -45,7 +45,8 @@ export function parseSettingsUpdate(input: unknown): Partial<Settings> {
   const issues: { key: string; message: string }[] = [];
   const out: Partial<Settings> = {};
   for (const [key, value] of Object.entries(input)) {
-    if (!(key in settingSchemas)) {
+    // Own keys only: `constructor` or `__proto__` is inherited by every object, not a setting.
+    if (!Object.hasOwn(settingSchemas, key)) {
       issues.push({ key, message: 'unknown config key' });
       continue;
     }

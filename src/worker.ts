@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { sql } from 'drizzle-orm';
 import { Logger as WorkerLogger, run, type Runner, type RunnerOptions, type Task, type TaskList, type WorkerEvents } from 'graphile-worker';
 import { captchaResync } from './captcha/tasks.js';
+import { redactQueryError } from './db/redact.js';
 import type { Deps } from './deps.js';
 import { fetchDocumentFile } from './files/tasks.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
@@ -31,7 +32,13 @@ export function buildTaskList(deps: Deps): TaskList {
         helpers.logger.error(`dropping ${name} job ${helpers.job.id}: bad payload ${parsed.error.message}`);
         return;
       }
-      await handler(parsed.data as never, helpers);
+      try {
+        await handler(parsed.data as never, helpers);
+      } catch (e) {
+        // graphile-worker keeps the message as the job's last_error and logs its stack:
+        // neither may hold a query's values (db/redact.ts).
+        throw redactQueryError(e);
+      }
     };
     list[name] = task;
   }

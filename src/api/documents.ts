@@ -8,14 +8,14 @@ import { notFound } from '../errors.js';
 import { newRouter } from '../http/router.js';
 import { resolveUser } from '../http/auth.js';
 import { allFlag, bearer, errorResponses, IdParam, jsonResponse, UserParam } from '../http/openapi.js';
+import { calendarDate, text } from '../lib/input.js';
 
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'YYYY-MM-DD');
 const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
-  type: z.string().min(1).optional(),
-  min_date: day.optional(),
-  max_date: day.optional(),
+  offset: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  type: text.min(1).optional(),
+  min_date: calendarDate.optional(),
+  max_date: calendarDate.optional(),
   all: allFlag,
   duplicates: z
     .string()

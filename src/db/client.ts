@@ -1,6 +1,10 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { redactQueryErrors } from './redact.js';
 import * as schema from './schema/index.js';
+
+// Errors of failed queries leave this layer without the values bound to them (db/redact.ts).
+redactQueryErrors();
 
 export type Db = PostgresJsDatabase<typeof schema>;
 /** A database handle or an open transaction: what any query helper takes. */

@@ -1,10 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, eq } from 'drizzle-orm';
 import { resolveUser } from '../http/auth.js';
-import { bearer, ErrorSchema, errorResponses, UserParam } from '../http/openapi.js';
+import { bearer, ErrorSchema, errorResponses, IdParam, UserParam } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { documentFiles, documents } from '../db/schema/index.js';
 import { AppError, notFound } from '../errors.js';
+import { text } from '../lib/input.js';
 import { newRouter } from '../http/router.js';
 import { contentDisposition, downloadName } from './disposition.js';
 import { verifyFileLink, type FileVariant } from '../lib/file-links.js';
@@ -16,10 +17,10 @@ import { PgBlobStore, type BlobStore } from './store.js';
  * client, `/users/{u}/documents/{id}/file`. Served chunk by chunk from the blob store.
  */
 
-const DocId = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: '9001' }) });
+const DocId = IdParam;
 const LinkQuery = z.object({
-  exp: z.string().optional().openapi({ description: 'expiry, unix seconds' }),
-  sig: z.string().optional().openapi({ description: 'HMAC-SHA256 signature (base64url)' }),
+  exp: text.optional().openapi({ description: 'expiry, unix seconds' }),
+  sig: text.optional().openapi({ description: 'HMAC-SHA256 signature (base64url)' }),
 });
 const bytes = (description: string, types: string[]) => ({
   description,

@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { idString, text } from '../lib/input.js';
 
 /**
  * The OpenAPI pieces every route definition shares: the error body and its responses, the
@@ -12,17 +13,14 @@ export const ErrorSchema = z
   })
   .openapi('Error');
 
-export const UserParam = z.object({ u: z.string().openapi({ param: { name: 'u', in: 'path' }, example: 'me' }) });
-export const IdParam = z.object({
-  id: z
-    .string()
-    .regex(/^\d{1,16}$/, 'a numeric id')
-    .refine((v) => Number.isSafeInteger(Number(v)), 'an id up to 2^53 − 1')
-    .openapi({ param: { name: 'id', in: 'path' } }),
+/** `{u}`: `me`, or a user id. */
+export const UserParam = z.object({
+  u: z.union([z.literal('me'), idString]).openapi({ param: { name: 'u', in: 'path' }, example: 'me' }),
 });
+export const IdParam = z.object({ id: idString.openapi({ param: { name: 'id', in: 'path' } }) });
 
 /** `?all` is present (any value) or absent. */
-export const allFlag = z.string().optional().transform((v) => v !== undefined);
+export const allFlag = text.optional().transform((v) => v !== undefined);
 
 export const errorResponses = {
   400: { description: 'Bad input', content: { 'application/json': { schema: ErrorSchema } } },

@@ -1,44 +1,29 @@
 import { z } from 'zod';
 import type { ConnectionSync } from '../archive/sync.js';
-import { parseCalendarDate, parseDateTime } from '../lib/dates.js';
+import { calendarDate as day, dateTime as instant, id, text as storableText } from '../lib/input.js';
 
 /**
  * Schemas of the inbound Powens webhooks (`POST /webhooks/powens/{event}` in
  * /openapi.json). Unknown fields are ignored (Powens adds accounts, connectors, sources…);
  * what we keep is normalised here, so the diff only ever sees clean values. Built per time
- * zone, since naive datetimes are local.
+ * zone, since naive datetimes are local. Every value is one of lib/input.ts's types: what
+ * passes, PostgreSQL stores.
  */
-
-const powensId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const text = z.string().nullish().transform((v) => v ?? null);
+const powensId = id;
+const text = storableText.nullish().transform((v) => v ?? null);
 const num = z.number().finite().nullish().transform((v) => v ?? null);
 const bool = z.boolean().nullish().transform((v) => v ?? null);
 
-const calendarDate = z
-  .string()
-  .nullish()
-  .transform((v, ctx) => {
-    if (v == null || v === '') return null;
-    const d = parseCalendarDate(v);
-    if (d === null) ctx.addIssue({ code: 'custom', message: `not a date: ${v}` });
-    return d;
-  });
+/** An empty string is no date, as null is. */
+const calendarDate = z.union([day, z.literal('').transform(() => null)]).nullish().transform((v) => v ?? null);
 
 function dateTime(timeZone: string) {
-  return z
-    .string()
-    .nullish()
-    .transform((v, ctx) => {
-      if (v == null || v === '') return null;
-      const d = parseDateTime(v, timeZone);
-      if (d === null) ctx.addIssue({ code: 'custom', message: `not a datetime: ${v}` });
-      return d;
-    });
+  return z.union([instant(timeZone), z.literal('').transform(() => null)]).nullish().transform((v) => v ?? null);
 }
 
 /** `"EUR"` or Powens' currency object `{"id": "EUR", …}` → `"EUR"`. */
 const currency = z
-  .union([z.string(), z.object({ id: z.string() }).loose()])
+  .union([storableText, z.object({ id: storableText }).loose()])
   .nullish()
   .transform((v) => (v == null ? null : typeof v === 'string' ? v : v.id));
 
@@ -115,9 +100,14 @@ export function inboundSchemas(timeZone: string) {
 
   // CONNECTION_DELETED and USER_DELETED carry the object itself, or wrap it in
   // `{"connection": …}` / `{"user": …}`: unwrap, then read the id.
-  const unwrap = (field: string) => (v: unknown) => {
-    const inner = (v as Record<string, unknown> | null)?.[field];
-    return typeof inner === 'object' && inner !== null ? inner : v;
+  // A wrapper that is there but is no object is refused under its own name.
+  const unwrap = (field: string) => (v: unknown, ctx: z.RefinementCtx) => {
+    const outer = v as Record<string, unknown> | null;
+    if (typeof outer !== 'object' || outer === null || !Object.hasOwn(outer, field)) return v;
+    const inner = outer[field];
+    if (typeof inner === 'object' && inner !== null && !Array.isArray(inner)) return inner;
+    ctx.addIssue({ code: 'custom', path: [field], message: `${field} must be an object` });
+    return z.NEVER;
   };
   const connectionDeleted = z.preprocess(unwrap('connection'), z.object({ id: powensId, id_user: powensId.optional() }));
   const userDeleted = z.preprocess(unwrap('user'), z.object({ id: powensId }));

@@ -6,6 +6,7 @@ import { bearer, errorResponses, UserParam } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { emailDeliveries, emailSettings } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
+import { text } from '../lib/input.js';
 import { newRouter } from '../http/router.js';
 
 /**
@@ -27,7 +28,7 @@ const SettingSchema = z
 
 const PutBody = z.object({
   to: z.email().max(320),
-  document_types: z.array(z.string().regex(/^[A-Za-z0-9_\-]+$/)).max(50).optional(),
+  document_types: z.array(text.regex(/^[A-Za-z0-9_\-]+$/, 'a document type (letters, digits, _ and -)')).max(50).optional(),
 });
 
 const ok = (description: string) => ({ description, content: { 'application/json': { schema: SettingSchema } } });

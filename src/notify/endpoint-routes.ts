@@ -7,6 +7,7 @@ import { bearer, errorResponses, jsonResponse as json } from '../http/openapi.js
 import type { Deps } from '../deps.js';
 import { webhookEndpoints } from '../db/schema/index.js';
 import { AppError, notFound } from '../errors.js';
+import { text } from '../lib/input.js';
 import { eventTypes } from '../events/record.js';
 import { newRouter } from '../http/router.js';
 import { endpointHealth, HealthSchema, noHealthYet, type Health } from './health.js';
@@ -49,12 +50,14 @@ export async function presentEndpointWithHealth(deps: Deps, e: EndpointRow) {
   return presentEndpoint(e, (await endpointHealth(deps.db, [e])).get(e.id));
 }
 
-export const EndpointIdParam = z.object({ id: z.string().regex(/^ep_[A-Za-z0-9]{1,64}$/).openapi({ param: { name: 'id', in: 'path' } }) });
+export const EndpointIdParam = z.object({
+  id: z.string().regex(/^ep_[A-Za-z0-9]{1,64}$/, 'an endpoint id (ep_…)').openapi({ param: { name: 'id', in: 'path' }, example: 'ep_0123456789abcdef01234567' }),
+});
 
 const CreateBody = z.object({
-  url: z.string().max(2048),
+  url: text.max(2048).openapi({ format: 'uri', example: 'https://hooks.example.com/docrelay' }),
   events: z.array(z.enum(eventTypes as [string, ...string[]])).max(eventTypes.length).optional(),
-  description: z.string().max(500).optional(),
+  description: text.max(500).optional(),
 });
 
 const create = createRoute({
