@@ -1,6 +1,6 @@
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
-import { authenticate } from './http/auth.js';
+import { requireToken } from './http/auth.js';
 import { configRoutes } from './api/config.js';
 import { connectionRoutes } from './api/connections.js';
 import { documentRoutes } from './api/documents.js';
@@ -24,8 +24,8 @@ export function createApp(deps: Deps) {
   // one): a 500 is logged under it, so an operator finds the error a client reports.
   app.use(requestId({ limitLength: 64 }));
 
-  const auth = authenticate(deps);
-  for (const path of ['/users/*', '/config', '/webhook-endpoints', '/webhook-endpoints/*', '/jobs/*', '/metrics']) app.use(path, auth);
+  // Protected by default: only the routes listed in http/auth.ts's publicRoutes go without a token.
+  app.use('*', requireToken(deps));
   app.use('/webhooks/powens/*', inboundMetrics(deps.metrics));
 
   app.route('/', healthRoutes(deps));

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
+import { isPublicPath } from '../src/http/auth.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
@@ -97,5 +99,66 @@ describe('admin-only routes', () => {
     const rows = await ctx.database.sql`select token_hash from user_tokens`;
     expect(rows.map((r) => r.token_hash)).not.toContain(alice);
     expect(rows.every((r) => /^[0-9a-f]{64}$/.test(r.token_hash))).toBe(true);
+  });
+});
+
+/**
+ * Protected by default (CONTRACT.md §2): the route list is /openapi.json itself, so a route
+ * added tomorrow is checked without anyone adding it here.
+ */
+describe('every route of /openapi.json', () => {
+  type Op = { method: string; path: string; op: Record<string, any> };
+  let routes: Op[];
+  beforeAll(async () => {
+    const spec = await (await ctx.request('GET', '/openapi.json', { token: null })).json();
+    routes = Object.entries(spec.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({ method: method.toUpperCase(), path, op })),
+    );
+    expect(routes.length).toBeGreaterThan(20);
+  });
+  const concrete = (path: string, u = '201') => path.replace('{u}', u).replace(/\{(\w+)\}/g, (_m, name) => (name === 'id' ? '1' : 'x'));
+
+  it('answers 401 without a token, and with an unknown one, unless declared public', async () => {
+    const failures: string[] = [];
+    for (const { method, path } of routes.filter((r) => !isPublicPath(concrete(r.path)))) {
+      for (const token of [null, 'drt_unknown']) {
+        const res = await ctx.request(method, concrete(path), { token, body: method === 'GET' || method === 'DELETE' ? undefined : {} });
+        const body = await res.json().catch(() => null);
+        if (res.status !== 401 || body?.error?.code !== 'unauthorized') failures.push(`${method} ${path} token=${token}: ${res.status}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('documents a bearer token on every protected route and none on the public ones', () => {
+    const wrong = routes.filter((r) => isPublicPath(concrete(r.path)) === JSON.stringify(r.op.security ?? []).includes('bearerAuth'));
+    expect(wrong.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+  });
+
+  it("a user token gets 404 for another user's id on every /users/{u} route", async () => {
+    const failures: string[] = [];
+    for (const { method, path } of routes.filter((r) => r.path.startsWith('/users/{u}/'))) {
+      const res = await ctx.request(method, concrete(path, '202'), { token: alice, body: method === 'PUT' || method === 'POST' ? { to: 'x@example.com' } : undefined });
+      if (res.status !== 404) failures.push(`${method} ${path}: ${res.status}`);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('the public routes need no token, and nothing else does', async () => {
+    expect((await ctx.request('GET', '/health', { token: null })).status).toBe(200);
+    expect((await ctx.request('GET', '/openapi.json', { token: null })).status).toBe(200);
+    expect((await (await ctx.request('GET', '/files/1?exp=1&sig=x', { token: null })).json()).error.code).toBe('invalid_link');
+    expect((await (await ctx.request('POST', '/webhooks/powens/USER_DELETED', { token: null, body: { id: 1 } })).json()).error.code).toBe('invalid_signature');
+    // A path that is no route tells nothing before a token.
+    expect((await ctx.request('GET', '/no-such-route', { token: null })).status).toBe(401);
+    expect((await ctx.request('GET', '/no-such-route')).status).toBe(404);
+  });
+
+  it('a route added to the app later is protected without being listed anywhere', async () => {
+    const app = createApp(ctx.deps);
+    app.get('/internal/added-later', (c) => c.json({ secret: 'anyone?' }));
+    expect((await app.request('/internal/added-later')).status).toBe(401);
+    const res = await app.request('/internal/added-later', { headers: { authorization: `Bearer ${ctx.config.adminToken}` } });
+    expect(await res.json()).toEqual({ secret: 'anyone?' });
   });
 });

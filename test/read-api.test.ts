@@ -130,7 +130,7 @@ describe('service routes', () => {
     const { status, body } = await get('/openapi.json');
     expect(status).toBe(200);
     expect(body.openapi).toMatch(/^3\./);
-    for (const p of ['/users/{u}/documents', '/users/{u}/subscriptions', '/users/{u}/connections/{id}/subscriptions', '/config', '/health', '/webhooks/powens/{event}']) {
+    for (const p of ['/users/{u}/documents', '/users/{u}/subscriptions', '/users/{u}/connections/{id}/subscriptions', '/config', '/health', '/webhooks/powens/CONNECTION_SYNCED', '/webhooks/powens/CONNECTION_DELETED', '/webhooks/powens/USER_DELETED']) {
       expect(Object.keys(body.paths)).toContain(p);
     }
   });

@@ -16,8 +16,8 @@ import { PgBlobStore, type BlobStore } from './store.js';
  * (`/files/{id}?exp&sig`, no token — the link is the credential) or, for an authenticated
  * client, `/users/{u}/documents/{id}/file`. Served chunk by chunk from the blob store.
  */
-
-const DocId = IdParam;
+// A link's id is checked with its signature: any malformed link is one 403 invalid_link.
+const LinkId = z.object({ id: text.openapi({ param: { name: 'id', in: 'path' }, example: '9001' }) });
 const LinkQuery = z.object({
   exp: text.optional().openapi({ description: 'expiry, unix seconds' }),
   sig: text.optional().openapi({ description: 'HMAC-SHA256 signature (base64url)' }),
@@ -33,14 +33,14 @@ const fileByLink = createRoute({
   method: 'get',
   path: '/files/{id}',
   summary: "A document's file through a signed link (the document's `url`)",
-  request: { params: DocId, query: LinkQuery },
+  request: { params: LinkId, query: LinkQuery },
   responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), 403: invalidLink, 404: missing },
 });
 const thumbnailByLink = createRoute({
   method: 'get',
   path: '/files/{id}/thumbnail',
   summary: "A PNG of the file's first page through a signed link (the document's `thumb_url`)",
-  request: { params: DocId, query: LinkQuery },
+  request: { params: LinkId, query: LinkQuery },
   responses: { 200: bytes('PNG thumbnail', ['image/png']), 403: invalidLink, 404: missing },
 });
 const fileOfUser = createRoute({
@@ -48,7 +48,7 @@ const fileOfUser = createRoute({
   path: '/users/{u}/documents/{id}/file',
   summary: "A document's file, for an authenticated client",
   security: bearer,
-  request: { params: UserParam.merge(DocId) },
+  request: { params: UserParam.merge(IdParam) },
   responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), ...errorResponses },
 });
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Deps } from '../deps.js';
 import { userTokens, users } from '../db/schema/index.js';
@@ -22,6 +22,31 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
+/**
+ * The only routes reachable without a bearer token, each with what guards it instead
+ * (CONTRACT.md §2, §10). Every other path needs a token — a route added tomorrow too, and a
+ * path that matches no route (401 before 404: nothing about routes is told).
+ */
+export const publicRoutes = {
+  '/webhooks/powens/*': 'Powens HMAC signature (inbound/signature.ts)',
+  '/files/*': 'signed, expiring link (lib/file-links.ts)',
+  '/health': 'nobody’s data',
+  '/openapi.json': 'nobody’s data',
+  '/': 'operator session cookie (page/session.ts)',
+  '/login': 'the operator’s login form, which takes the admin token',
+  '/logout': 'operator session cookie and CSRF token',
+  '/ui/*': 'operator session cookie and CSRF token',
+} as const;
+
+export const isPublicPath = (path: string): boolean =>
+  Object.keys(publicRoutes).some((p) => (p.endsWith('/*') ? path.startsWith(p.slice(0, -1)) : path === p));
+
+/** Bearer auth on every path but the public ones; mounted once, before every route. */
+export function requireToken(deps: Deps): MiddlewareHandler<AuthEnv> {
+  const auth = authenticate(deps);
+  return (c, next) => (isPublicPath(c.req.path) ? next() : auth(c, next));
+}
+
 export function authenticate(deps: Deps): MiddlewareHandler<AuthEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization') ?? '';
@@ -34,8 +59,8 @@ export function authenticate(deps: Deps): MiddlewareHandler<AuthEnv> {
       const [row] = await deps.db
         .select({ userId: userTokens.userId })
         .from(userTokens)
-        .where(eq(userTokens.tokenHash, hashToken(token)));
-      if (!row) throw new AppError('unauthorized', 'unknown token');
+        .where(and(eq(userTokens.tokenHash, hashToken(token)), or(isNull(userTokens.expiresAt), gt(userTokens.expiresAt, sql`now()`))));
+      if (!row) throw new AppError('unauthorized', 'unknown, revoked or expired token');
       c.set('principal', { kind: 'user', userId: row.userId });
     }
     await next();
@@ -52,6 +77,14 @@ export function requireAdmin(c: Context<AuthEnv>): void {
  * user; a numeric id is the admin's choice or the user's own id. The user must exist.
  */
 export async function resolveUser(deps: Deps, c: Context<AuthEnv>, u: string): Promise<number> {
+  const id = userIdFor(c, u);
+  const [row] = await deps.db.select({ id: users.id }).from(users).where(eq(users.id, id));
+  if (!row) throw notFound('user');
+  return id;
+}
+
+/** The user id `{u}` names for this caller, whether or not that user exists yet. */
+export function userIdFor(c: Context<AuthEnv>, u: string): number {
   const p = c.get('principal');
   let id: number;
   if (u === 'me') {
@@ -62,7 +95,5 @@ export async function resolveUser(deps: Deps, c: Context<AuthEnv>, u: string): P
     id = Number(u);
     if (p.kind === 'user' && p.userId !== id) throw notFound('user');
   }
-  const [row] = await deps.db.select({ id: users.id }).from(users).where(eq(users.id, id));
-  if (!row) throw notFound('user');
   return id;
 }

@@ -3,7 +3,7 @@ import type { ConnectionSync } from '../archive/sync.js';
 import { calendarDate as day, dateTime as instant, id, text as storableText } from '../lib/input.js';
 
 /**
- * Schemas of the inbound Powens webhooks (`POST /webhooks/powens/{event}` in
+ * Schemas of the inbound Powens webhooks (`POST /webhooks/powens/{EVENT}` in
  * /openapi.json). Unknown fields are ignored (Powens adds accounts, connectors, sources…);
  * what we keep is normalised here, so the diff only ever sees clean values. Built per time
  * zone, since naive datetimes are local. Every value is one of lib/input.ts's types: what

@@ -53,26 +53,28 @@ export function inboundRoutes(deps: Deps) {
     return c.json(result, 200);
   });
 
-  app.openAPIRegistry.registerPath({
-    method: 'post',
-    path: '/webhooks/powens/{event}',
-    summary: 'Powens webhook (CONNECTION_SYNCED, CONNECTION_DELETED, USER_DELETED), HMAC-signed',
-    request: {
-      params: z.object({ event: z.enum(EVENTS) }),
-      headers: z.object({ 'bi-signature': z.string(), 'bi-signature-date': z.string() }),
-      body: { content: { 'application/json': { schema: schemas.connectionSynced } } },
-    },
-    responses: {
-      200: {
-        description: 'processed, duplicate or stale',
-        content: { 'application/json': { schema: z.object({ status: z.enum(['processed', 'duplicate', 'stale']), summary: z.unknown().optional() }) } },
+  // One description per event, each with the body it reads (the route itself is one).
+  const bodies = { CONNECTION_SYNCED: schemas.connectionSynced, CONNECTION_DELETED: schemas.connectionDeleted, USER_DELETED: schemas.userDeleted };
+  for (const event of EVENTS) {
+    app.openAPIRegistry.registerPath({
+      method: 'post',
+      path: `/webhooks/powens/${event}`,
+      summary: `Powens ${event} webhook, HMAC-signed`,
+      request: {
+        headers: z.object({ 'bi-signature': z.string(), 'bi-signature-date': z.string() }),
+        body: { content: { 'application/json': { schema: bodies[event] } } },
       },
-      400: { description: 'invalid_payload' },
-      401: { description: 'invalid_signature' },
-      404: { description: 'unknown_event' },
-      413: { description: 'payload_too_large' },
-    },
-  });
+      responses: {
+        200: {
+          description: 'processed, duplicate or stale',
+          content: { 'application/json': { schema: z.object({ status: z.enum(['processed', 'duplicate', 'stale']), summary: z.unknown().optional() }) } },
+        },
+        400: { description: 'invalid_payload' },
+        401: { description: 'invalid_signature' },
+        413: { description: 'payload_too_large' },
+      },
+    });
+  }
   return app;
 }
 

@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { desc, eq, sql } from 'drizzle-orm';
 import type { InferSelectModel } from 'drizzle-orm';
-import { resolveUser } from '../http/auth.js';
+import { resolveUser, userIdFor } from '../http/auth.js';
 import { bearer, errorResponses, UserParam } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
-import { emailDeliveries, emailSettings } from '../db/schema/index.js';
+import { emailDeliveries, emailSettings, users } from '../db/schema/index.js';
 import { notFound } from '../errors.js';
 import { text } from '../lib/input.js';
 import { newRouter } from '../http/router.js';
@@ -36,7 +36,7 @@ const path = '/users/{u}/email-delivery';
 const put = createRoute({
   method: 'put',
   path,
-  summary: 'Mail each announced document to this address, with its file attached',
+  summary: 'Mail each announced document to this address, with its file attached; creates the user when it is new',
   security: bearer,
   request: { params: UserParam, body: { content: { 'application/json': { schema: PutBody } }, required: true } },
   responses: { 200: ok('the setting'), ...errorResponses },
@@ -86,14 +86,20 @@ export function emailRoutes(deps: Deps) {
   });
   return newRouter()
     .openapi(put, async (c) => {
-      const userId = await resolveUser(deps, c, c.req.valid('param').u);
+      // An operator sets a user's mail up at sign-up, before any sync brought the user:
+      // the user is created, as POST /users/{id}/token does (CONTRACT.md §8).
+      const userId = userIdFor(c, c.req.valid('param').u);
       const body = c.req.valid('json');
       const values = { userId, to: body.to, documentTypes: body.document_types ?? null };
-      const [row] = await deps.db
-        .insert(emailSettings)
-        .values(values)
-        .onConflictDoUpdate({ target: emailSettings.userId, set: { to: values.to, documentTypes: values.documentTypes, updatedAt: sql`now()` } })
-        .returning();
+      const row = await deps.db.transaction(async (tx) => {
+        await tx.insert(users).values({ id: userId }).onConflictDoNothing();
+        const [r] = await tx
+          .insert(emailSettings)
+          .values(values)
+          .onConflictDoUpdate({ target: emailSettings.userId, set: { to: values.to, documentTypes: values.documentTypes, updatedAt: sql`now()` } })
+          .returning();
+        return r;
+      });
       return c.json(present(row), 200);
     })
     .openapi(get, async (c) => {

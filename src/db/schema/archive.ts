@@ -36,6 +36,8 @@ export const userTokens = pgTable(
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
     createdAt: ts('created_at').notNull().defaultNow(),
+    /** null: until revoked (DELETE /users/{id}/token). */
+    expiresAt: ts('expires_at'),
   },
   (t) => [index('user_tokens_user_id_idx').on(t.userId)],
 );
