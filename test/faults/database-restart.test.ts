@@ -112,11 +112,13 @@ it('webhooks during a database outage get a 5xx, none is half-applied, and the s
     }
     const [{ n }] = await db<{ n: number }[]>`select count(*)::int as n from documents`;
     expect(n).toBe((next - 1) * DOCS);
-    // The worker recovered too: every file is fetched.
+    // The worker recovered too: every file is fetched. A download that failed during the
+    // outage waits out graphile-worker's backoff (e^attempts s: up to e^5 ≈ 148 s after a
+    // fifth failure), hence the long wait.
     await waitUntil(async () => {
       const [{ pending }] = await db<{ pending: number }[]>`select count(*)::int as pending from document_files where status <> 'ready'`;
       return pending === 0;
-    }, 120_000, 'every file ready').catch(async (e) => {
+    }, 300_000, 'every file ready').catch(async (e) => {
       console.log(JSON.stringify(await db`select status, count(*)::int from document_files group by 1`));
       console.log(JSON.stringify(await db`select id, task_identifier, attempts, locked_by, locked_at, run_at, last_error from graphile_worker.jobs limit 10`));
       console.log(service.output().split('\n').filter((l) => !l.includes('"level":30')).slice(-40).join('\n').slice(-8000));
@@ -125,4 +127,4 @@ it('webhooks during a database outage get a 5xx, none is half-applied, and the s
   } finally {
     await db.end();
   }
-}, 300_000);
+}, 480_000);
