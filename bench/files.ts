@@ -12,7 +12,7 @@ import { linkSignerOf, loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { createNotifyServices } from '../src/notify/services.js';
 import { createFetchDispatcher, defaultFetchLimits, download } from '../src/files/fetch.js';
-import { closeSharedRenderers } from '../src/files/chromium.js';
+import { createFileServices } from '../src/files/services.js';
 import { fetchDocumentFile } from '../src/files/tasks.js';
 import { enqueueMany } from '../src/jobs/enqueue.js';
 import { createLogger } from '../src/logger.js';
@@ -125,10 +125,13 @@ async function runProbe(mode: string, url: string, maxBytes: number, databaseUrl
       LOG_LEVEL: 'silent',
     });
     const database = openDatabase(databaseUrl!);
-    const deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
+    const deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config), files: createFileServices(config) };
     const handler = fetchDocumentFile(deps);
     op = () => handler({ documentId: documentId! }, { job: { attempts: 1, max_attempts: 25 } } as unknown as JobHelpers);
-    close = () => database.close();
+    close = async () => {
+      await deps.files.close();
+      await database.close();
+    };
   }
   await download(url.replace(/\/m\/\d+$/, '/m/warm'), join(dir, 'w'), limits, dispatcher); // load code, open pools
   const before = process.memoryUsage().rss;
@@ -190,7 +193,6 @@ export async function benchFiles() {
   } finally {
     await site.close();
     await svc.close();
-    await closeSharedRenderers();
   }
 }
 

@@ -11,6 +11,7 @@ import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import type { Deps } from '../src/deps.js';
 import { createNotifyServices } from '../src/notify/services.js';
+import { createFileServices } from '../src/files/services.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/ops/metrics.js';
 
@@ -65,7 +66,7 @@ export async function startBenchService(env: Record<string, string> = {}): Promi
     ...env,
   });
   const database = openDatabase(databaseUrl, { max: 20 });
-  const deps: Deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
+  const deps: Deps = { config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config), files: createFileServices(config) };
   const http = serve({ fetch: createApp(deps).fetch, port, hostname: '127.0.0.1' });
   return {
     config,
@@ -75,6 +76,7 @@ export async function startBenchService(env: Record<string, string> = {}): Promi
     baseUrl: `http://127.0.0.1:${port}`,
     close: async () => {
       await new Promise<void>((r) => http.close(() => r()));
+      await deps.files.close();
       await database.close();
       await admin.unsafe(`drop database if exists ${name} with (force)`);
       await admin.end();

@@ -1,5 +1,6 @@
 import type { Config, LinkSigner } from './config.js';
 import type { Db } from './db/client.js';
+import type { FileServices } from './files/services.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './ops/metrics.js';
 import type { NotifyServices } from './notify/services.js';
@@ -14,4 +15,6 @@ export interface Deps {
   metrics: Metrics;
   /** Mailer, Svix client, webhook HTTP agents (notify/services.ts); closed on shutdown. */
   notify: NotifyServices;
+  /** Chromium and the download agent, opened once, closed on shutdown. */
+  files: FileServices;
 }

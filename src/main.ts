@@ -7,6 +7,7 @@ import { surviveDriverSocketRace } from './db/driver-crash.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDatabase } from './db/migrate.js';
 import type { Deps } from './deps.js';
+import { createFileServices } from './files/services.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './ops/metrics.js';
 import { serveMetrics } from './ops/metrics-routes.js';
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
 
   await migrateDatabase(databaseUrl);
   const database = openDatabase(databaseUrl);
-  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
+  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config), files: createFileServices(config) };
 
   let server: ServerType | undefined;
   let worker: Worker | undefined;
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
       worker?.stop(),
     ]);
     await deps.notify.close();
+    await deps.files.close();
     await database.close();
     await stopEmbedded?.();
     log.info('stopped');

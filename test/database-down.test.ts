@@ -7,6 +7,7 @@ import { linkSignerOf, loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { freePort } from '../src/db/embedded.js';
 import { createNotifyServices } from '../src/notify/services.js';
+import { createFileServices } from '../src/files/services.js';
 import { createLogger } from '../src/logger.js';
 import { ADMIN_TOKEN, INBOUND_SECRET } from './helpers/context.js';
 import { powensHeaders, syncedPayload } from './helpers/webhooks.js';
@@ -15,9 +16,10 @@ import { createMetrics } from '../src/ops/metrics.js';
 // A database failure is a 5xx, so that the aggregator retries the delivery (issue 2).
 const port = await freePort(); // nothing listens there
 const database = openDatabase(`postgres://postgres@127.0.0.1:${port}/none`, { max: 1 });
-afterAll(() => database.close());
+afterAll(() => Promise.all([database.close(), files.close()]));
 const config = loadConfig({ DATA_DIR: mkdtempSync(join(tmpdir(), 'docrelay-')), ADMIN_TOKEN, INBOUND_WEBHOOK_SECRET: INBOUND_SECRET, LINK_SECRET: 'x'.repeat(20), LOG_LEVEL: 'silent' });
-const app = createApp({ config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) });
+const files = createFileServices(config);
+const app = createApp({ config, db: database.db, log: createLogger('silent'), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config), files });
 
 it('GET /health answers 503', async () => {
   const res = await app.request('/health');

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSharedRenderers } from '../src/files/chromium.js';
 import { signedFileUrl } from '../src/lib/file-links.js';
 import { pdfPageText } from '../src/files/pdf.js';
 import { CHUNK_BYTES } from '../src/files/store.js';
@@ -30,7 +29,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await ctx.close();
   await site.close();
-  await closeSharedRenderers();
 });
 
 let nextId = 5000;

@@ -54,8 +54,8 @@ const THUMB_WIDTH = 300;
 const VIEWPORT = { width: 800, height: 1035 }; // A4 proportions
 
 /**
- * One browser per process, launched on first use and closed after a quiet minute; pages
- * are opened on it (the packaged single-process build crashes on extra browser contexts).
+ * One browser per process (main.ts builds the renderer, in FileServices), launched on first
+ * use and closed after a quiet minute; pages are opened on it (the packaged single-process build crashes on extra browser contexts).
  */
 export class HtmlRenderer {
   private browser?: Promise<Browser>;
@@ -136,17 +136,4 @@ export class HtmlRenderer {
     }
     return this.browser;
   }
-}
-
-const shared = new Map<string, HtmlRenderer>();
-/** The process's renderer for a Chromium path (one browser however many workers). */
-export function sharedRenderer(chromiumPath: string | undefined): HtmlRenderer {
-  const key = chromiumPath ?? '';
-  let r = shared.get(key);
-  if (!r) shared.set(key, (r = new HtmlRenderer(chromiumPath)));
-  return r;
-}
-
-export async function closeSharedRenderers(): Promise<void> {
-  await Promise.all([...shared.values()].map((r) => r.close()));
 }

@@ -8,8 +8,8 @@ import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { announceJobKey } from '../jobs/keys.js';
-import { sharedRenderer, type HtmlRenderer } from './chromium.js';
-import { createFetchDispatcher, defaultFetchLimits, download, FetchError, type Downloaded } from './fetch.js';
+import type { HtmlRenderer } from './chromium.js';
+import { download, FetchError, type Downloaded } from './fetch.js';
 import { pdfThumbnail } from './pdf.js';
 import { sniffFile } from './sniff.js';
 import { PgBlobStore, type BlobInfo, type BlobStore } from './store.js';
@@ -26,12 +26,12 @@ interface Outcome {
   main: StoredBlob;
   original?: StoredBlob;
   thumbnail?: StoredBlob;
+  /** Why a ready file is not what was asked for (an HTML page whose conversion failed). */
+  error?: string;
 }
 interface StoredBlob extends BlobInfo {
   source: string | Buffer;
 }
-
-export class ConversionError extends Error {}
 
 /**
  * fetch_document_file: download the document's source URL, sniff its type, convert HTML
@@ -46,10 +46,8 @@ export class ConversionError extends Error {}
  * instead.
  */
 export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => {
-  const limits = defaultFetchLimits(deps.config.fileMaxBytes, deps.config.fetchAllowPrivateNetworks);
-  const dispatcher = createFetchDispatcher(limits);
+  const { limits, downloads, renderer } = deps.files;
   const store: BlobStore = new PgBlobStore(deps.db);
-  const renderer = sharedRenderer(deps.config.chromiumPath);
   const log = deps.log.child({ task: 'fetch_document_file' });
 
   return async ({ documentId }, helpers) => {
@@ -77,7 +75,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
 
     const dir = await mkdtemp(join(tmpdir(), 'docrelay-file-'));
     try {
-      const downloaded = await download(row.sourceUrl, join(dir, 'download'), limits, dispatcher);
+      const downloaded = await download(row.sourceUrl, join(dir, 'download'), limits, downloads);
       const outcome = await blobsOfDownload(downloaded, row.forcePdf, renderer, (msg, err) => log.warn({ documentId, err }, msg));
       await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome });
       count('ready');
@@ -86,7 +84,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
       const permanent = err instanceof FetchError && err.permanent;
       const lastAttempt = helpers.job.attempts >= Math.min(helpers.job.max_attempts, FILE_MAX_ATTEMPTS);
       // Anything else is our own failure (database, disk…): retried too, but not described to clients.
-      const known = err instanceof FetchError || err instanceof ConversionError;
+      const known = err instanceof FetchError;
       const reason = known ? err.message : 'internal error while storing the file';
       if (!permanent && !lastAttempt) {
         log.warn({ documentId, attempt: helpers.job.attempts, reason, err: known ? undefined : err }, 'file not fetched, will retry');
@@ -127,7 +125,12 @@ async function blobsOfDownload(
       try {
         rendered = await renderer.render(html, { pdf: true, charset });
       } catch (err) {
-        throw new ConversionError(`HTML to PDF conversion failed: ${(err as Error).message}`);
+        // The download went well: keep the page as it came (served as an attachment, in its
+        // sandbox) rather than fetch and render it again, and say why it is not a PDF.
+        // The reason in file.error is told to clients: the details go to the log only.
+        warn('HTML to PDF conversion failed; the original page is kept', err);
+        const why = (err as Error).name === 'TimeoutError' ? 'timed out' : 'the page could not be rendered';
+        return { main: downloaded, error: `HTML to PDF conversion failed: ${why}` };
       }
       return { main: bufferBlob(rendered.pdf!, 'application/pdf'), original: downloaded, thumbnail: bufferBlob(rendered.png, 'image/png') };
     }
@@ -183,7 +186,7 @@ async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: numb
         .update(documentFiles)
         .set({
           status: 'ready',
-          error: null,
+          error: s.outcome.error ?? null,
           sha256: main.sha256,
           contentType: main.contentType,
           size: main.size,

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createApp, type App } from '../../src/app.js';
 import { type Config, linkSignerOf, loadConfig } from '../../src/config.js';
 import type { Deps } from '../../src/deps.js';
+import { createFileServices } from '../../src/files/services.js';
 import { createLogger } from '../../src/logger.js';
 import { createNotifyServices } from '../../src/notify/services.js';
 import { startWorker, type Worker } from '../../src/worker.js';
@@ -41,7 +42,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     DATABASE_URL: database.url,
     ...env,
   });
-  const deps: Deps = { config, db: database.db, log: createLogger(config.logLevel), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config) };
+  const deps: Deps = { config, db: database.db, log: createLogger(config.logLevel), links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config), files: createFileServices(config) };
   const app = createApp(deps);
   const workers: Worker[] = [];
 
@@ -77,6 +78,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     close: async () => {
       await Promise.all(workers.map((w) => w.stop()));
       await deps.notify.close();
+      await deps.files.close();
       await database.drop();
     },
   };
