@@ -18,6 +18,7 @@ export const errorStatus = {
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  range_not_satisfiable: 416,
   internal_error: 500,
   /** Svix API mode: Svix did not confirm a change; nothing was changed on our side either. */
   svix_unavailable: 502,

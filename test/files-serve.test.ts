@@ -63,3 +63,75 @@ describe('Content-Disposition', () => {
     expect(fallback.endsWith('.pdf')).toBe(true);
   });
 });
+
+describe('/files/{id} as a cache and a PDF viewer use it', () => {
+  let big: Buffer;
+  let url: string;
+  beforeAll(async () => {
+    big = await makePdf(['A bill longer than one stored chunk'], { padTo: 1_200_000 }); // three chunks of 512 KiB
+    site.route('/big.pdf', send(big, 'application/pdf'));
+    url = (await readyDocument('/big.pdf', 'Facture longue')).url;
+  });
+
+  it('is immutable for as long as a link lives, and answers 304 to its ETag', async () => {
+    const res = await get(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe(`private, max-age=${ctx.config.linkTtlS}, immutable`);
+    expect(res.headers.get('accept-ranges')).toBe('bytes');
+    const etag = res.headers.get('etag')!;
+    await res.arrayBuffer();
+
+    const again = await get(url, { 'if-none-match': etag });
+    expect(again.status).toBe(304);
+    expect(await again.text()).toBe('');
+    expect(again.headers.get('etag')).toBe(etag);
+    expect((await get(url, { 'if-none-match': `"other", W/${etag}` })).status).toBe(304);
+    const changed = await get(url, { 'if-none-match': '"something-else"' });
+    expect(changed.status).toBe(200);
+    await changed.arrayBuffer();
+  });
+
+  it('serves byte ranges, across stored chunks, and 416 past the end', async () => {
+    const part = async (range: string, headers: Record<string, string> = {}) => {
+      const res = await get(url, { range, ...headers });
+      return { status: res.status, contentRange: res.headers.get('content-range'), length: res.headers.get('content-length'), body: Buffer.from(await res.arrayBuffer()) };
+    };
+    const first = await part('bytes=0-99');
+    expect(first).toMatchObject({ status: 206, contentRange: `bytes 0-99/${big.length}`, length: '100' });
+    expect(first.body.equals(big.subarray(0, 100))).toBe(true);
+
+    const across = await part('bytes=524000-1050000'); // from chunk 0 into chunk 2
+    expect(across).toMatchObject({ status: 206, contentRange: `bytes 524000-1050000/${big.length}` });
+    expect(across.body.equals(big.subarray(524000, 1050001))).toBe(true);
+
+    const tail = await part('bytes=-10');
+    expect(tail).toMatchObject({ status: 206, contentRange: `bytes ${big.length - 10}-${big.length - 1}/${big.length}` });
+    expect(tail.body.equals(big.subarray(big.length - 10))).toBe(true);
+
+    const open = await part(`bytes=${big.length - 5}-`);
+    expect(open.body.equals(big.subarray(big.length - 5))).toBe(true);
+
+    const past = await part(`bytes=${big.length}-`);
+    expect(past.status).toBe(416);
+    expect(past.contentRange).toBe(`bytes */${big.length}`);
+    expect(JSON.parse(past.body.toString()).error.code).toBe('range_not_satisfiable');
+
+    // An If-Range naming another version, or several ranges: the whole file.
+    const stale = await part('bytes=0-99', { 'if-range': '"old"' });
+    expect(stale.status).toBe(200);
+    expect(stale.body.length).toBe(big.length);
+    expect((await part('bytes=0-1,5-6')).status).toBe(200);
+  });
+
+  it("serves each document's own content type, not the first copy's of the same bytes", async () => {
+    const text = 'Facture 42 : total 13,37 EUR\n';
+    site.route('/utf8.txt', send(text, 'text/plain; charset=utf-8'));
+    site.route('/latin1.txt', send(text, 'text/plain; charset=iso-8859-1'));
+    const a = await readyDocument('/utf8.txt', 'A');
+    const b = await readyDocument('/latin1.txt', 'B');
+    expect(a.file.content_type).toBe('text/plain; charset=utf-8');
+    expect(b.file.content_type).toBe('text/plain; charset=iso-8859-1');
+    expect((await get(a.url)).headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect((await get(b.url)).headers.get('content-type')).toBe('text/plain; charset=iso-8859-1');
+  });
+});

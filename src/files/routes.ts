@@ -4,11 +4,12 @@ import { resolveUser } from '../http/auth.js';
 import { bearer, ErrorSchema, errorResponses, IdParam, UserParam } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { documentFiles, documents } from '../db/schema/index.js';
-import { AppError, notFound } from '../errors.js';
+import { AppError, notFound, type ErrorBody } from '../errors.js';
 import { text } from '../lib/input.js';
 import { newRouter } from '../http/router.js';
 import { contentDisposition, downloadName } from './disposition.js';
 import { verifyFileLink, type FileVariant } from '../lib/file-links.js';
+import { matchesIfNoneMatch, parseRange } from './range.js';
 import { PgBlobStore, type BlobStore } from './store.js';
 
 /**
@@ -28,20 +29,26 @@ const bytes = (description: string, types: string[]) => ({
 });
 const invalidLink = { description: 'Bad, tampered or expired link', content: { 'application/json': { schema: ErrorSchema } } };
 const missing = { description: 'No ready file', content: { 'application/json': { schema: ErrorSchema } } };
+/** What a cached or partial read of an immutable file can get. */
+const conditional = {
+  206: { description: 'The byte range asked for with `Range: bytes=…` (one range)' },
+  304: { description: 'Not modified: the `If-None-Match` ETag is this file\'s' },
+  416: { description: 'The range starts past the end of the file', content: { 'application/json': { schema: ErrorSchema } } },
+};
 
 const fileByLink = createRoute({
   method: 'get',
   path: '/files/{id}',
   summary: "A document's file through a signed link (the document's `url`)",
   request: { params: LinkId, query: LinkQuery },
-  responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), 403: invalidLink, 404: missing },
+  responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), ...conditional, 403: invalidLink, 404: missing },
 });
 const thumbnailByLink = createRoute({
   method: 'get',
   path: '/files/{id}/thumbnail',
   summary: "A PNG of the file's first page through a signed link (the document's `thumb_url`)",
   request: { params: LinkId, query: LinkQuery },
-  responses: { 200: bytes('PNG thumbnail', ['image/png']), 403: invalidLink, 404: missing },
+  responses: { 200: bytes('PNG thumbnail', ['image/png']), ...conditional, 403: invalidLink, 404: missing },
 });
 const fileOfUser = createRoute({
   method: 'get',
@@ -49,7 +56,7 @@ const fileOfUser = createRoute({
   summary: "A document's file, for an authenticated client",
   security: bearer,
   request: { params: UserParam.merge(IdParam) },
-  responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), ...errorResponses },
+  responses: { 200: bytes('The file, with its sniffed Content-Type', ['application/pdf', 'application/octet-stream']), ...conditional, ...errorResponses },
 });
 
 const DOC_ID = /^\d{1,16}$/;
@@ -66,13 +73,41 @@ export function fileRoutes(deps: Deps) {
     return row && row.f.status === 'ready' && row.f.sha256 ? row : undefined;
   };
 
-  /** One streamed response; HEAD gets the same headers (Hono drops the body). */
-  const serve = async (sha256: string, name: string, thumbnail: boolean) => {
+  /**
+   * One streamed response; HEAD gets the same headers (Hono drops the body). The file is
+   * content-addressed, so it never changes under its ETag: clients may keep it for as long
+   * as a link lives (`immutable`), revalidate it with If-None-Match (304), and read byte
+   * ranges of it (PDF viewers do). Its Content-Type is this document's (`contentType`),
+   * not the one stored with the first copy of the same bytes.
+   */
+  const serve = async (req: Request, sha256: string, name: string, thumbnail: boolean, contentType?: string | null) => {
     const blob = await store.stat(sha256);
     if (!blob) throw notFound('file');
-    const inline = thumbnail || blob.contentType === 'application/pdf' || blob.contentType.startsWith('image/');
-    const chunks = store.read(sha256)[Symbol.asyncIterator]();
-    const body = new ReadableStream<Uint8Array>({
+    const type = contentType || blob.contentType;
+    const inline = thumbnail || type === 'application/pdf' || type.startsWith('image/');
+    const etag = `"${blob.sha256}"`;
+    const headers: Record<string, string> = {
+      'content-type': type,
+      'content-disposition': contentDisposition(inline ? 'inline' : 'attachment', downloadName(name, type, thumbnail)),
+      etag,
+      'cache-control': `private, max-age=${deps.config.linkTtlS}, immutable`,
+      'accept-ranges': 'bytes',
+      // Provider HTML must never run as a page of ours.
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "sandbox; default-src 'none'",
+    };
+    if (matchesIfNoneMatch(req.headers.get('if-none-match') ?? undefined, etag)) {
+      return new Response(null, { status: 304, headers });
+    }
+    // A Range under an If-Range that names another version gets the whole file (§13.1.5).
+    const ifRange = req.headers.get('if-range');
+    const range = ifRange && ifRange !== etag ? undefined : parseRange(req.headers.get('range') ?? undefined, blob.size);
+    if (range === 'unsatisfiable') {
+      const body: ErrorBody = { error: { code: 'range_not_satisfiable', message: `the file has ${blob.size} bytes` } };
+      return Response.json(body, { status: 416, headers: { 'content-range': `bytes */${blob.size}` } });
+    }
+    const chunks = store.read(sha256, range)[Symbol.asyncIterator]();
+    const stream = new ReadableStream<Uint8Array>({
       // Pulled one chunk at a time: a slow client holds one chunk in memory, not the file.
       async pull(controller) {
         const next = await chunks.next();
@@ -83,29 +118,24 @@ export function fileRoutes(deps: Deps) {
         await chunks.return?.();
       },
     });
-    return new Response(body, {
-      status: 200,
-      headers: {
-        'content-type': blob.contentType,
-        'content-length': String(blob.size),
-        'content-disposition': contentDisposition(inline ? 'inline' : 'attachment', downloadName(name, blob.contentType, thumbnail)),
-        etag: `"${blob.sha256}"`,
-        'cache-control': 'private, max-age=3600',
-        // Provider HTML must never run as a page of ours.
-        'x-content-type-options': 'nosniff',
-        'content-security-policy': "sandbox; default-src 'none'",
-      },
-    });
+    if (range) {
+      headers['content-range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
+      headers['content-length'] = String(range.end - range.start + 1);
+      return new Response(stream, { status: 206, headers });
+    }
+    headers['content-length'] = String(blob.size);
+    return new Response(stream, { status: 200, headers });
   };
 
-  const byLink = (variant: FileVariant) => async (id: string, exp?: string, sig?: string) => {
+  const byLink = (variant: FileVariant) => async (req: Request, id: string, exp?: string, sig?: string) => {
     if (!DOC_ID.test(id) || !verifyFileLink(deps.config.linkSecret, variant, Number(id), exp, sig)) {
       throw new AppError('invalid_link', 'this file link is invalid or has expired');
     }
     const row = await readyFile(Number(id));
     const sha = variant === 'file' ? row?.f.sha256 : row?.f.thumbnailSha256;
     if (!row || !sha) throw notFound('file');
-    return serve(sha, row.name ?? `document-${id}`, variant === 'thumbnail');
+    const thumb = variant === 'thumbnail';
+    return serve(req, sha, row.name ?? `document-${id}`, thumb, thumb ? undefined : row.f.contentType);
   };
   const file = byLink('file');
   const thumbnail = byLink('thumbnail');
@@ -113,11 +143,11 @@ export function fileRoutes(deps: Deps) {
   return newRouter()
     .openapi(fileByLink, async (c) => {
       const { exp, sig } = c.req.valid('query');
-      return file(c.req.valid('param').id, exp, sig);
+      return file(c.req.raw, c.req.valid('param').id, exp, sig);
     })
     .openapi(thumbnailByLink, async (c) => {
       const { exp, sig } = c.req.valid('query');
-      return thumbnail(c.req.valid('param').id, exp, sig);
+      return thumbnail(c.req.raw, c.req.valid('param').id, exp, sig);
     })
     .openapi(fileOfUser, async (c) => {
       const { u, id } = c.req.valid('param');
@@ -125,6 +155,6 @@ export function fileRoutes(deps: Deps) {
       if (!DOC_ID.test(id)) throw notFound('document');
       const row = await readyFile(Number(id), userId);
       if (!row) throw notFound('file');
-      return serve(row.f.sha256!, row.name ?? `document-${id}`, false);
+      return serve(c.req.raw, row.f.sha256!, row.name ?? `document-${id}`, false, row.f.contentType);
     });
 }

@@ -25,8 +25,11 @@ export interface BlobStore {
    */
   put(tx: Tx, info: BlobInfo, source: string | Buffer): Promise<void>;
   stat(sha256: string): Promise<BlobInfo | null>;
-  /** The bytes, read lazily chunk by chunk: never the whole file in memory. */
-  read(sha256: string): AsyncIterable<Buffer>;
+  /**
+   * The bytes, read lazily chunk by chunk: never the whole file in memory; with `range`,
+   * only bytes `start` … `end` (inclusive).
+   */
+  read(sha256: string, range?: { start: number; end: number }): AsyncIterable<Buffer>;
 }
 
 /** Chunks small enough for one query each, large enough for few round trips. */
@@ -67,7 +70,11 @@ export class PgBlobStore implements BlobStore {
     return row ?? null;
   }
 
-  async *read(sha256: string): AsyncIterable<Buffer> {
+  async *read(sha256: string, range?: { start: number; end: number }): AsyncIterable<Buffer> {
+    if (range) {
+      yield* this.readRange(sha256, range.start, range.end);
+      return;
+    }
     for (let seq = 0; ; seq++) {
       const [row] = await this.db
         .select({ data: blobChunks.data })
@@ -75,6 +82,31 @@ export class PgBlobStore implements BlobStore {
         .where(and(eq(blobChunks.sha256, sha256), eq(blobChunks.seq, seq)));
       if (!row) return;
       yield row.data;
+    }
+  }
+
+  /**
+   * The chunks' lengths first (octet_length reads a TOAST pointer's size, not the data),
+   * then only the chunks that overlap the range, each cut to it.
+   */
+  private async *readRange(sha256: string, start: number, end: number): AsyncIterable<Buffer> {
+    const lengths = await this.db
+      .select({ seq: blobChunks.seq, length: sql<number>`octet_length(${blobChunks.data})`.mapWith(Number) })
+      .from(blobChunks)
+      .where(eq(blobChunks.sha256, sha256))
+      .orderBy(blobChunks.seq);
+    let offset = 0;
+    for (const { seq, length } of lengths) {
+      const from = offset;
+      offset += length;
+      if (offset <= start) continue;
+      if (from > end) return;
+      const [row] = await this.db
+        .select({ data: blobChunks.data })
+        .from(blobChunks)
+        .where(and(eq(blobChunks.sha256, sha256), eq(blobChunks.seq, seq)));
+      if (!row) return;
+      yield row.data.subarray(Math.max(0, start - from), Math.min(length, end - from + 1));
     }
   }
 }
