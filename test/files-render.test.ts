@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HtmlRenderer, resolveChromium } from '../src/files/chromium.js';
 import { pdfPageText, pdfThumbnail } from '../src/files/pdf.js';
@@ -33,7 +34,7 @@ describe('Chromium', () => {
   });
 
   const launches = [
-    ['the default Chromium', () => resolveChromium(undefined)],
+    ['the default Chromium', () => resolveChromium(process.env.CHROMIUM_PATH)],
     ['the packaged @sparticuz/chromium', () => resolveChromium(undefined, () => false)],
   ] as const;
   it.each(launches)('renders a stored page to PDF and PNG with %s, without running its script', async (_name, pick) => {
@@ -51,6 +52,31 @@ describe('Chromium', () => {
     const again = await renderer.render(Buffer.from('<p>second</p>'), { pdf: false });
     expect(again.pdf).toBeUndefined();
     expect(again.png.subarray(1, 4).toString()).toBe('PNG');
+  }, 60_000);
+
+  it.each(launches)('opens no connection for preconnect, dns-prefetch and prefetch links with %s', async (_name, pick) => {
+    // A bare TCP listener: it counts sockets, which Chrome's preconnects open without a request.
+    let connections = 0;
+    const listener = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = listener.address() as AddressInfo;
+      const links = ['preconnect', 'dns-prefetch', 'prefetch', 'preload', 'prerender']
+        .flatMap((rel) => [`http://127.0.0.1:${port}/${rel}`, `http://localhost:${port}/${rel}`].map((href) => `<link rel="${rel}" href="${href}" as="fetch">`))
+        .join('');
+      const html = `<html><head>${links}</head><body><p>Facture</p><a href="http://127.0.0.1:${port}/next">suite</a></body></html>`;
+      const renderer = new HtmlRenderer(undefined, { idleCloseMs: 60_000, timeoutMs: 60_000 }, pick);
+      renderers.push(renderer);
+      const { pdf } = await renderer.render(Buffer.from(html), { pdf: true });
+      expect(pdf!.subarray(0, 5).toString()).toBe('%PDF-');
+      await renderer.close(); // the browser has exited: nothing it started is still to come
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+    }
   }, 60_000);
 });
 

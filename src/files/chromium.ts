@@ -1,4 +1,7 @@
 import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
 
 /**
@@ -41,6 +44,21 @@ export async function resolveChromium(chromiumPath: string | undefined, exists =
   const weakening = new Set(['--disable-web-security', '--allow-running-insecure-content']);
   const args = [...packaged.args.filter((a) => !weakening.has(a)), ...OUR_ARGS];
   return { executablePath: await packaged.executablePath(), headless: 'shell', args, source: '@sparticuz/chromium' };
+}
+
+/**
+ * A fresh profile whose network prediction is off ("never"): Chrome's preconnect manager
+ * otherwise opens sockets for `<link rel=preconnect|dns-prefetch>` and for the page's
+ * links in the network service, where request interception never sees them (only actual
+ * requests, such as `<link rel=prefetch>`, reach it and are aborted). The preference is
+ * the switch Chrome itself reads (prefetch::IsSomePreloadingEnabled); the headless shell
+ * has no preconnect manager at all.
+ */
+async function quietProfile(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'docrelay-chromium-'));
+  await mkdir(join(dir, 'Default'));
+  await writeFile(join(dir, 'Default', 'Preferences'), JSON.stringify({ net: { network_prediction_options: 2 } }));
+  return dir;
 }
 
 export interface RenderResult {
@@ -118,14 +136,23 @@ export class HtmlRenderer {
     if (!this.browser) {
       const starting = (async () => {
         const c = await this.pick();
-        const browser = await puppeteer.launch({
-          executablePath: c.executablePath,
-          headless: c.headless,
-          args: c.args,
-          timeout: this.opts.timeoutMs,
-        });
+        const profile = await quietProfile();
+        let browser: Browser;
+        try {
+          browser = await puppeteer.launch({
+            executablePath: c.executablePath,
+            headless: c.headless,
+            args: c.args,
+            timeout: this.opts.timeoutMs,
+            userDataDir: profile,
+          });
+        } catch (err) {
+          await rm(profile, { recursive: true, force: true });
+          throw err;
+        }
         browser.on('disconnected', () => {
           if (this.browser === starting) this.browser = undefined;
+          void rm(profile, { recursive: true, force: true });
         });
         return browser;
       })();
