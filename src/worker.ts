@@ -4,6 +4,7 @@ import { Logger as WorkerLogger, run, type Runner, type RunnerOptions, type Task
 import { captchaResync } from './captcha/tasks.js';
 import { redactQueryError } from './db/redact.js';
 import type { Deps } from './deps.js';
+import { sweepStuckFiles } from './files/sweep.js';
 import { fetchDocumentFile } from './files/tasks.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
@@ -16,6 +17,7 @@ const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
   deliver_message: deliverMessage,
   deliver_messages: deliverMessages,
   sweep_stranded_messages: sweepStrandedMessages,
+  sweep_stuck_files: sweepStuckFiles,
   publish_event: publishEvent,
   send_document_email: sendDocumentEmail,
   captcha_resync: captchaResync,
@@ -79,7 +81,7 @@ export async function startWorker(
     logger,
     events,
     // Periodic tasks; graphile-worker makes sure one worker runs each tick.
-    crontab: '*/5 * * * * sweep_stranded_messages',
+    crontab: '*/5 * * * * sweep_stranded_messages\n*/5 * * * * sweep_stuck_files',
     preset: {
       worker: {
         // Batched completion and failure: graphile-worker then retries them with backoff

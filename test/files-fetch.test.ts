@@ -58,7 +58,7 @@ async function documentOf(userId: number, docId: number): Promise<DocumentJson> 
   return res.json();
 }
 /** Poll the API until the worker has settled the file. */
-async function settled(userId: number, docId: number, timeoutMs = 20_000): Promise<DocumentJson> {
+async function settled(userId: number, docId: number, timeoutMs = 60_000): Promise<DocumentJson> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const doc = await documentOf(userId, docId);
@@ -75,7 +75,7 @@ const blobCount = async (sha256: string) =>
   Number((await ctx.database.db.execute<{ n: string }>(sql`select count(*) as n from blobs where sha256 = ${sha256}`))[0].n);
 const pngSize = (png: Buffer) => ({ width: png.readUInt32BE(16), height: png.readUInt32BE(20) });
 
-describe('document files', () => {
+describe('document files', { timeout: 90_000 }, () => {
   it('downloads a PDF whatever its Content-Type says, and serves it and its thumbnail through signed links', async () => {
     const u = id(), d = id();
     site.route('/bills/42', send(pdf, 'text/html; charset=utf-8'));

@@ -21,13 +21,21 @@ interface CanvasAndContext {
   context: unknown;
 }
 
-async function open(data: Uint8Array) {
+/** pdf.js's own default: images of more pixels are left out of a drawing (-1: no limit). */
+const NO_IMAGE_LIMIT = -1;
+
+async function open(data: Uint8Array, opts: { maxImageSize?: number; verbosity?: number } = {}) {
+  const { maxImageSize = NO_IMAGE_LIMIT, verbosity = 0 } = opts;
   // pdf.js may transfer (detach) the buffer it is given: hand it a copy.
-  return getDocument({ data: new Uint8Array(data), standardFontDataUrl, isEvalSupported: false, verbosity: 0 }).promise;
+  return getDocument({ data: new Uint8Array(data), standardFontDataUrl, isEvalSupported: false, verbosity, maxImageSize }).promise;
 }
 
-export async function pdfThumbnail(data: Uint8Array): Promise<Buffer> {
-  const doc = await open(data);
+/**
+ * Draw the first page. Runs on the calling thread with no memory or time limit: the file
+ * job calls it through thumbnails.ts, in a worker thread with limits.
+ */
+export async function pdfThumbnail(data: Uint8Array, opts: { maxImageSize?: number; verbosity?: number } = {}): Promise<Buffer> {
+  const doc = await open(data, opts);
   try {
     const page = await doc.getPage(1);
     const unit = page.getViewport({ scale: 1 });

@@ -2,29 +2,38 @@ import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
 import { HtmlRenderer } from './chromium.js';
 import { createFetchDispatcher, defaultFetchLimits, type FetchLimits } from './fetch.js';
+import { defaultThumbnailLimits, PdfThumbnailer, type ThumbnailLimits } from './thumbnails.js';
 
 /**
- * What the file job holds open between jobs: the headless Chromium and the download agent
- * (its pooled connections to providers). Built once in main.ts, or by a test for itself,
- * and closed on shutdown.
+ * What the file job holds open between jobs: the headless Chromium, the thumbnail thread
+ * and the download agent (its pooled connections to providers). Built once in main.ts, or
+ * by a test for itself, and closed on shutdown.
  */
 export interface FileServices {
   renderer: HtmlRenderer;
   /** Every connection to a provider goes through this agent's address check. */
   downloads: Dispatcher;
   limits: FetchLimits;
+  /** A PNG of a PDF's first page, drawn in a worker thread with limits. */
+  pdfThumbnail(data: Uint8Array): Promise<Buffer>;
   close(): Promise<void>;
 }
 
-export function createFileServices(config: Config, renderer = new HtmlRenderer(config.chromiumPath)): FileServices {
+export function createFileServices(
+  config: Config,
+  renderer = new HtmlRenderer(config.chromiumPath),
+  thumbnailLimits: ThumbnailLimits = defaultThumbnailLimits,
+): FileServices {
   const limits = defaultFetchLimits(config.fileMaxBytes, config.fetchAllowPrivateNetworks);
   const downloads = createFetchDispatcher(limits);
+  const thumbnailer = new PdfThumbnailer(thumbnailLimits);
   return {
     renderer,
     downloads,
     limits,
+    pdfThumbnail: (data) => thumbnailer.thumbnail(data),
     close: async () => {
-      await Promise.all([renderer.close(), downloads.close()]);
+      await Promise.all([renderer.close(), downloads.close(), thumbnailer.close()]);
     },
   };
 }

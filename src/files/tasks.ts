@@ -8,9 +8,8 @@ import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { announceJobKey } from '../jobs/keys.js';
-import type { HtmlRenderer } from './chromium.js';
 import { download, FetchError, type Downloaded } from './fetch.js';
-import { pdfThumbnail } from './pdf.js';
+import type { FileServices } from './services.js';
 import { sniffFile } from './sniff.js';
 import { PgBlobStore, type BlobInfo, type BlobStore } from './store.js';
 
@@ -46,7 +45,7 @@ interface StoredBlob extends BlobInfo {
  * instead.
  */
 export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => {
-  const { limits, downloads, renderer } = deps.files;
+  const { limits, downloads } = deps.files;
   const store: BlobStore = new PgBlobStore(deps.db);
   const log = deps.log.child({ task: 'fetch_document_file' });
 
@@ -76,7 +75,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
     const dir = await mkdtemp(join(tmpdir(), 'docrelay-file-'));
     try {
       const downloaded = await download(row.sourceUrl, join(dir, 'download'), limits, downloads);
-      const outcome = await blobsOfDownload(downloaded, row.forcePdf, renderer, (msg, err) => log.warn({ documentId, err }, msg));
+      const outcome = await blobsOfDownload(downloaded, row.forcePdf, deps.files, (msg, err) => log.warn({ documentId, err }, msg));
       await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome });
       count('ready');
       log.info({ documentId, sha256: outcome.main.sha256, size: outcome.main.size, type: outcome.main.contentType }, 'file ready');
@@ -106,7 +105,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
 async function blobsOfDownload(
   file: Downloaded,
   forcePdf: boolean,
-  renderer: HtmlRenderer,
+  { renderer, pdfThumbnail }: FileServices,
   warn: (msg: string, err: unknown) => void,
 ): Promise<Outcome> {
   const sniffed = await sniffFile(file.path);
@@ -147,7 +146,8 @@ async function blobsOfDownload(
     try {
       return { main: downloaded, thumbnail: bufferBlob(await pdfThumbnail(await readFile(file.path)), 'image/png') };
     } catch (err) {
-      // A PDF pdf.js cannot draw (damaged, encrypted) is still the provider's file.
+      // A PDF pdf.js cannot draw (damaged, encrypted, past the thumbnail's limits) is still
+      // the provider's file.
       warn('PDF thumbnail failed; the file is kept without one', err);
       return { main: downloaded };
     }
@@ -203,6 +203,11 @@ async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: numb
     }
     await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId) });
   });
+}
+
+/** Settle a pending file as failed (and announce it); for the stuck-file sweep. */
+export async function failPendingFile(deps: Deps, documentId: number, error: string): Promise<void> {
+  await storeAndSettleFile(deps, new PgBlobStore(deps.db), documentId, { status: 'failed', error });
 }
 
 /** A document without a URL has nothing to fetch: hand it straight to notifications. */

@@ -23,6 +23,8 @@ export const jobCatalog = {
   deliver_messages: z.array(z.object({ messageId: z.string(), attempt: z.number().int().min(1) })),
   /** Every 5 minutes (cron): re-queue messages whose delivery job was lost (notify/sweep.ts). */
   sweep_stranded_messages: z.object({}).loose(),
+  /** Every 5 minutes (cron): fail the files whose job keeps dying with its worker (files/sweep.ts). */
+  sweep_stuck_files: z.object({}).loose(),
   /** Svix API mode: hand one event to Svix, which fans it out to the mirrored endpoints. */
   publish_event: z.object({ eventId: z.string() }),
   /** Mail one announced document to its user. */

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PDFDocument, StandardFonts } from 'pdf-lib';
+import { constants, deflateRawSync } from 'node:zlib';
+import { concatTransformationMatrix, drawObject, PDFDocument, PDFName, popGraphicsState, pushGraphicsState, StandardFonts } from 'pdf-lib';
 
 /**
  * A provider's website on loopback (node:http), playing the bill download pages that
@@ -73,6 +74,51 @@ export async function makePdf(lines: string[], opts: { padTo?: number } = {}): P
     doc.context.register(doc.context.stream(filler));
   }
   return Buffer.from(await doc.save({ useObjectStreams: false }));
+}
+
+/**
+ * A small PDF (a few MB) whose one page holds one `side` × `side` RGB image of zeros, which
+ * a reader decodes to `3 × side²` bytes (2.7 GB at 30000 px), then more to draw it.
+ */
+export async function makeHugeImagePdf(side = 30_000): Promise<Buffer> {
+  const doc = await PDFDocument.create();
+  const page = doc.addPage([595, 842]);
+  const image = doc.context.register(
+    doc.context.stream(zerosFlate(side * side * 3), {
+      Type: 'XObject',
+      Subtype: 'Image',
+      Width: side,
+      Height: side,
+      ColorSpace: 'DeviceRGB',
+      BitsPerComponent: 8,
+      Filter: 'FlateDecode',
+    }),
+  );
+  page.node.setXObject(PDFName.of('Huge'), image);
+  page.pushOperators(pushGraphicsState(), concatTransformationMatrix(595, 0, 0, 842, 0, 0), drawObject('Huge'), popGraphicsState());
+  return Buffer.from(await doc.save({ useObjectStreams: false }));
+}
+
+/**
+ * A zlib stream of `n` zero bytes, built without compressing them all: one MiB of zeros is
+ * deflated once, ending on a full flush (byte-aligned, no reference to earlier data), and
+ * that block is repeated; then an empty final block and the Adler-32 of n zeros.
+ */
+function zerosFlate(n: number): Buffer {
+  const MiB = 1 << 20;
+  const raw = (len: number) => {
+    const d = deflateRawSync(Buffer.alloc(len), { level: 9, finishFlush: constants.Z_FULL_FLUSH });
+    return d;
+  };
+  const block = raw(MiB);
+  const parts: Buffer[] = [Buffer.from([0x78, 0xda])];
+  for (let i = 0; i < Math.floor(n / MiB); i++) parts.push(block);
+  if (n % MiB) parts.push(raw(n % MiB));
+  parts.push(Buffer.from([0x03, 0x00])); // final, empty, fixed-Huffman block
+  const adler = Buffer.alloc(4);
+  adler.writeUInt32BE((((n % 65521) << 16) | 1) >>> 0); // a = 1, b = n: the sum of n ones
+  parts.push(adler);
+  return Buffer.concat(parts);
 }
 
 /** Answer with a body and a Content-Type (which may lie on purpose). */
