@@ -147,12 +147,13 @@ export class HtmlRenderer {
             userDataDir: profile,
           });
         } catch (err) {
-          await rm(profile, { recursive: true, force: true });
+          await rm(profile, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
           throw err;
         }
         browser.on('disconnected', () => {
           if (this.browser === starting) this.browser = undefined;
-          void rm(profile, { recursive: true, force: true });
+          // Chromium may still be writing its profile as it exits: best effort, never a rejection.
+          rm(profile, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
         });
         return browser;
       })();
