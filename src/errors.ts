@@ -16,6 +16,7 @@ export const errorStatus = {
   not_found: 404,
   unknown_event: 404,
   conflict: 409,
+  id_conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,

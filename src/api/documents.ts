@@ -127,7 +127,9 @@ export function documentRoutes(deps: Deps) {
         .from(subscriptions)
         .where(and(eq(subscriptions.id, Number(id)), eq(subscriptions.userId, userId)));
       if (!sub) throw notFound('subscription');
-      return c.json(await list([eq(documents.subscriptionId, sub.id)], c.req.valid('query'), false), 200);
+      // The caller's documents of it, not every row that points at it: ownership is
+      // checked on each row read, not inferred from the parent (issue 8).
+      return c.json(await list([eq(documents.subscriptionId, sub.id), eq(documents.userId, userId)], c.req.valid('query'), false), 200);
     })
     .openapi(getOne, async (c) => {
       const { u, id } = c.req.valid('param');

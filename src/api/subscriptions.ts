@@ -60,7 +60,7 @@ export function subscriptionRoutes(deps: Deps) {
         .from(connections)
         .where(and(eq(connections.id, Number(id)), eq(connections.userId, userId)));
       if (!conn) throw notFound('connection');
-      return c.json(await list([eq(subscriptions.connectionId, conn.id)], c.req.valid('query').all), 200);
+      return c.json(await list([eq(subscriptions.connectionId, conn.id), eq(subscriptions.userId, userId)], c.req.valid('query').all), 200);
     })
     .openapi(getOne, async (c) => {
       const { u, id } = c.req.valid('param');

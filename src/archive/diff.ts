@@ -27,8 +27,11 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
   // A sync of an erased user or connection (late, or retried by the aggregator) is older
   // than its erasure: stale, and nothing comes back.
   if (await wasErased(tx, conn.id_user, conn.id)) return { status: 'stale' };
-  await tx.insert(users).values({ id: conn.id_user }).onConflictDoNothing();
-  if (!(await lockConnection(tx, conn))) return { status: 'stale' };
+  const row = await lockConnection(tx, conn);
+  if (row === 'erased') return { status: 'stale' };
+  if (row.userId !== conn.id_user) throw idConflict(await findIdConflicts(tx, conn));
+  // A sync without last_update keeps the stored one (and is never stale).
+  if (!row.created && row.lastUpdate && conn.last_update && conn.last_update < row.lastUpdate) return { status: 'stale' };
 
   await tx
     .update(connections)
@@ -36,7 +39,7 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
       idConnector: conn.id_connector,
       state: conn.state,
       errorMessage: conn.error_message,
-      lastUpdate: conn.last_update,
+      lastUpdate: conn.last_update ?? row.lastUpdate,
       nextTry: conn.next_try,
       active: conn.active,
       updatedAt: sql`now()`,
@@ -48,7 +51,13 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
   // subscriptions it found archives the others.
   const archived = conn.state === null && conn.subscriptionsListed ? await archiveMissingSubscriptions(tx, conn) : [];
   const docs = await upsertDocuments(tx, conn, settings.force_pdf === '1');
-  await queueFileJobs(tx, docs.added);
+  // The upserts never touch a row of another owner (their conflict clauses say so), so
+  // what is left to do is to refuse the whole sync if it named one. Checked after them,
+  // not before: a concurrent sync claiming the same new id first is only visible once our
+  // upsert has waited for it to commit. Throwing rolls back everything, the delivery key too.
+  const conflicts = await findIdConflicts(tx, conn);
+  if (conflicts) throw idConflict(conflicts);
+  await queueFileJobs(tx, docs.added, docs.urlGained);
   await recordSubscriptionEvents(tx, [
     ...subs.added.map((id) => ['subscription.created', id] as const),
     ...subs.restored.map((id) => ['subscription.restored', id] as const),
@@ -75,27 +84,72 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
   };
 }
 
+class ErasedMeanwhile extends Error {}
+
 /**
- * Create the connection if new, then lock its row for the rest of the transaction, so two
- * syncs of one connection apply one after the other. Returns false for a stale sync: one
- * whose last_update is older than the one already applied.
+ * Create the user and the connection if new, then lock the connection row for the rest of
+ * the transaction, so two syncs of one connection apply one after the other.
+ *
+ * An erasure in progress holds the user and connection rows it deletes: the inserts here
+ * wait for it, and once it commits they would create the rows anew. So the erasure record
+ * is read again after the lock (a new statement: it sees what committed while we waited);
+ * if the user or connection was erased meanwhile, the savepoint undoes what we created.
  */
-async function lockConnection(tx: Tx, conn: ConnectionSync): Promise<boolean> {
-  const created = await tx
-    .insert(connections)
-    .values({ id: conn.id, userId: conn.id_user })
-    .onConflictDoNothing()
-    .returning({ id: connections.id });
-  const [row] = await tx
-    .select({ userId: connections.userId, lastUpdate: connections.lastUpdate })
-    .from(connections)
-    .where(eq(connections.id, conn.id))
-    .for('update');
-  if (row.userId !== conn.id_user) {
-    throw new AppError('invalid_payload', `connection ${conn.id} belongs to another user`);
+async function lockConnection(tx: Tx, conn: ConnectionSync) {
+  try {
+    return await tx.transaction(async (sp) => {
+      await sp.insert(users).values({ id: conn.id_user }).onConflictDoNothing();
+      const created = await sp
+        .insert(connections)
+        .values({ id: conn.id, userId: conn.id_user })
+        .onConflictDoNothing()
+        .returning({ id: connections.id });
+      const [row] = await sp
+        .select({ userId: connections.userId, lastUpdate: connections.lastUpdate })
+        .from(connections)
+        .where(eq(connections.id, conn.id))
+        .for('update');
+      if (!row || (await wasErased(sp, conn.id_user, conn.id))) throw new ErasedMeanwhile();
+      return { ...row, created: created.length > 0 };
+    });
+  } catch (e) {
+    if (e instanceof ErasedMeanwhile) return 'erased' as const;
+    throw e;
   }
-  if (created.length > 0) return true;
-  return !(row.lastUpdate && conn.last_update && conn.last_update < row.lastUpdate);
+}
+
+type IdConflicts = { connections: number[]; subscriptions: number[]; documents: number[] };
+
+/**
+ * The ids of this sync that belong to someone else (CONTRACT.md §2): the connection of
+ * another user, subscriptions of another user or connection, documents of another user or
+ * of a subscription of another connection (a document may move between subscriptions of
+ * the same connection). One statement over the whole payload; null when there are none.
+ */
+async function findIdConflicts(tx: Tx, conn: ConnectionSync): Promise<IdConflicts | null> {
+  const subIds = conn.subscriptions.map((s) => s.id);
+  const docIds = conn.subscriptions.flatMap((s) => s.documents.map((d) => d.id));
+  const rows = await tx.execute<{ kind: keyof IdConflicts; id: number }>(sql`
+    select 'connections' as kind, id::float8 as id from connections
+    where id = ${conn.id} and user_id <> ${conn.id_user}
+    union all
+    select 'subscriptions', s.id::float8 from subscriptions s
+    where s.id = any(${sqlArray(subIds, 'bigint')}) and (s.user_id <> ${conn.id_user} or s.connection_id <> ${conn.id})
+    union all
+    select 'documents', d.id::float8 from documents d join subscriptions s on s.id = d.subscription_id
+    where d.id = any(${sqlArray(docIds, 'bigint')}) and (d.user_id <> ${conn.id_user} or s.connection_id <> ${conn.id})
+    order by 1, 2`);
+  if (rows.length === 0) return null;
+  const out: IdConflicts = { connections: [], subscriptions: [], documents: [] };
+  for (const r of rows) out[r.kind].push(Number(r.id));
+  return out;
+}
+
+function idConflict(c: IdConflicts | null): AppError {
+  const named = Object.entries(c ?? {})
+    .filter(([, ids]) => ids.length > 0)
+    .map(([kind, ids]) => `${kind} ${ids.join(', ')}`);
+  return new AppError('id_conflict', `ids that belong to another user or connection: ${named.join('; ')}`, c ?? undefined);
 }
 
 async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
@@ -121,9 +175,11 @@ async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
       insert into subscriptions (id, connection_id, user_id, number, label, subscriber, validity, renewdate, last_update, deleted)
       select id, ${conn.id}, ${conn.id_user}, number, label, subscriber, validity, renewdate, last_update, null from input
       on conflict (id) do update set
-        connection_id = excluded.connection_id, user_id = excluded.user_id, number = excluded.number,
-        label = excluded.label, subscriber = excluded.subscriber, validity = excluded.validity,
-        renewdate = excluded.renewdate, last_update = excluded.last_update, deleted = null
+        number = excluded.number, label = excluded.label, subscriber = excluded.subscriber,
+        validity = excluded.validity, renewdate = excluded.renewdate,
+        last_update = coalesce(excluded.last_update, subscriptions.last_update), deleted = null
+      -- Never another owner's row: findIdConflicts then refuses the sync.
+      where subscriptions.connection_id = excluded.connection_id and subscriptions.user_id = excluded.user_id
       returning id
     )
     select up.id::float8 as id, old.id is null as added, coalesce(old.deleted is not null, false) as restored
@@ -145,10 +201,22 @@ async function archiveMissingSubscriptions(tx: Tx, conn: ConnectionSync): Promis
   return rows.map((r) => Number(r.id));
 }
 
+/** The fields of a document that come from the payload (the diff compares them). */
+const DOCUMENT_FIELDS = [
+  'subscription_id', 'name', 'type', 'date', 'duedate', 'number', 'issuer', 'total_amount',
+  'untaxed_amount', 'vat', 'currency', 'income', 'has_file_on_website', 'source_url',
+] as const;
+const fieldsOf = (alias: string | null, extra: string[] = []) =>
+  sql.raw([...DOCUMENT_FIELDS, ...extra].map((f) => (alias ? `${alias}.${f}` : f)).join(', '));
+
 /**
  * Insert new documents, update changed ones (never re-announced), leave the rest. Returns
- * the ids of the added ones. `force_pdf` is stamped on new rows only: turning it on later
- * changes nothing for documents already seen.
+ * the ids of the added ones, and of the known ones that gained a url (their file can be
+ * fetched now). `force_pdf` is stamped on new rows only: turning it on later changes
+ * nothing for documents already seen.
+ *
+ * last_update: the document's own when it carries one (a change of it alone is an update);
+ * else the sync's when something changed, and the stored one when nothing did.
  */
 async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) {
   const input = conn.subscriptions.flatMap((s) =>
@@ -168,56 +236,79 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
       income: d.income,
       has_file_on_website: d.has_file_on_website,
       source_url: d.url,
-      last_update: d.last_update ?? conn.last_update,
+      own_last_update: d.last_update,
     })),
   );
-  if (input.length === 0) return { added: [] as number[], updated: 0 };
-  const rows = await tx.execute<{ id: number; inserted: boolean }>(sql`
+  if (input.length === 0) return { added: [] as number[], updated: 0, urlGained: [] as number[] };
+  const syncedAt = conn.last_update?.toISOString() ?? null;
+  // As in upsertSubscriptions, `old` is the rows before this statement; the connection lock
+  // keeps them from changing under us (documents never leave their connection).
+  const rows = await tx.execute<{ id: number; inserted: boolean; url_gained: boolean }>(sql`
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb) as x(
         id bigint, subscription_id bigint, name text, type text, date date, duedate date, number text,
         issuer text, total_amount float8, untaxed_amount float8, vat float8, currency text, income boolean,
-        has_file_on_website boolean, source_url text, last_update timestamptz)
+        has_file_on_website boolean, source_url text, own_last_update timestamptz)
+    ),
+    old as (select d.* from documents d join input using (id)),
+    prepared as (
+      select i.*, case
+        when i.own_last_update is not null then i.own_last_update
+        when o.id is null then ${syncedAt}::timestamptz
+        when (${fieldsOf('i')}) is distinct from (${fieldsOf('o')}) then coalesce(${syncedAt}::timestamptz, o.last_update)
+        else o.last_update
+      end as last_update
+      from input i left join old o using (id)
+    ),
+    up as (
+      insert into documents (id, user_id, force_pdf, ${fieldsOf(null, ['last_update'])})
+      select id, ${conn.id_user}, ${forcePdf}, ${fieldsOf('prepared', ['last_update'])} from prepared
+      on conflict (id) do update set
+        subscription_id = excluded.subscription_id, name = excluded.name, type = excluded.type, date = excluded.date,
+        duedate = excluded.duedate, number = excluded.number, issuer = excluded.issuer,
+        total_amount = excluded.total_amount, untaxed_amount = excluded.untaxed_amount, vat = excluded.vat,
+        currency = excluded.currency, income = excluded.income, has_file_on_website = excluded.has_file_on_website,
+        source_url = excluded.source_url, last_update = excluded.last_update
+      -- Never another owner's row (findIdConflicts then refuses the sync); then only what changed.
+      where documents.user_id = excluded.user_id
+        and documents.subscription_id in (select id from subscriptions where connection_id = ${conn.id})
+        and (${fieldsOf('documents', ['last_update'])}) is distinct from (${fieldsOf('excluded', ['last_update'])})
+      returning id, (xmax = 0) as inserted, source_url
     )
-    insert into documents (id, subscription_id, user_id, name, type, date, duedate, number, issuer,
-      total_amount, untaxed_amount, vat, currency, income, has_file_on_website, source_url, force_pdf, last_update)
-    select id, subscription_id, ${conn.id_user}, name, type, date, duedate, number, issuer,
-      total_amount, untaxed_amount, vat, currency, income, has_file_on_website, source_url, ${forcePdf}, last_update
-    from input
-    on conflict (id) do update set
-      subscription_id = excluded.subscription_id, name = excluded.name, type = excluded.type, date = excluded.date,
-      duedate = excluded.duedate, number = excluded.number, issuer = excluded.issuer,
-      total_amount = excluded.total_amount, untaxed_amount = excluded.untaxed_amount, vat = excluded.vat,
-      currency = excluded.currency, income = excluded.income, has_file_on_website = excluded.has_file_on_website,
-      source_url = excluded.source_url, last_update = excluded.last_update
-    where (documents.subscription_id, documents.name, documents.type, documents.date, documents.duedate,
-           documents.number, documents.issuer, documents.total_amount, documents.untaxed_amount, documents.vat,
-           documents.currency, documents.income, documents.has_file_on_website, documents.source_url)
-      is distinct from
-          (excluded.subscription_id, excluded.name, excluded.type, excluded.date, excluded.duedate,
-           excluded.number, excluded.issuer, excluded.total_amount, excluded.untaxed_amount, excluded.vat,
-           excluded.currency, excluded.income, excluded.has_file_on_website, excluded.source_url)
-    returning id::float8 as id, (xmax = 0) as inserted`);
+    select up.id::float8 as id, up.inserted,
+      (not up.inserted and old.source_url is null and up.source_url is not null) as url_gained
+    from up left join old using (id)`);
   const added = rows.filter((r) => r.inserted).map((r) => Number(r.id));
-  return { added, updated: rows.length - added.length };
+  const urlGained = rows.filter((r) => r.url_gained).map((r) => Number(r.id));
+  return { added, updated: rows.length - added.length, urlGained };
 }
 
 /**
  * Every new document gets a file row and a file job, in this transaction. The job settles
  * the file (ready, failed, or none without a url) and then hands the document over to
- * notifications, so that announcing always follows the file.
+ * notifications, so that announcing always follows the file. A known document that had no
+ * url and now has one gets its file job now (its file goes from none to pending); it was
+ * announced already and is not announced again (the announcement's dedupe key).
  */
-async function queueFileJobs(tx: Tx, documentIds: number[]): Promise<void> {
-  if (documentIds.length === 0) return;
-  await tx.execute(sql`
-    insert into document_files (document_id, status)
-    select id, case when source_url is null then 'none' else 'pending' end
-    from documents where id = any(${sqlArray(documentIds, 'bigint')})
-    on conflict (document_id) do nothing`);
+async function queueFileJobs(tx: Tx, added: number[], urlGained: number[]): Promise<void> {
+  if (added.length > 0) {
+    await tx.execute(sql`
+      insert into document_files (document_id, status)
+      select id, case when source_url is null then 'none' else 'pending' end
+      from documents where id = any(${sqlArray(added, 'bigint')})
+      on conflict (document_id) do nothing`);
+  }
+  const refetch =
+    urlGained.length === 0
+      ? []
+      : await tx.execute<{ id: number }>(sql`
+          update document_files set status = 'pending', error = null, updated_at = now()
+          where document_id = any(${sqlArray(urlGained, 'bigint')}) and status = 'none'
+          returning document_id::float8 as id`);
   await enqueueMany(
     tx,
     'fetch_document_file',
-    documentIds.map((documentId) => ({ payload: { documentId }, jobKey: fileJobKey(documentId) })),
+    [...added, ...refetch.map((r) => Number(r.id))].map((documentId) => ({ payload: { documentId }, jobKey: fileJobKey(documentId) })),
   );
 }
 

@@ -1,6 +1,7 @@
 import { eq, sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { connections, erasures, users } from '../db/schema/index.js';
+import { AppError } from '../errors.js';
 import { deleteUnreferencedBlobs } from '../files/store.js';
 import { captchaJobKey, removeJobs } from '../jobs/keys.js';
 
@@ -12,8 +13,15 @@ import { captchaJobKey, removeJobs } from '../jobs/keys.js';
  * is gone. The erased id is kept (and nothing else), so that a late sync of it is refused
  * (see wasErased).
  */
-
-export async function eraseConnection(tx: Tx, connectionId: number): Promise<boolean> {
+export async function eraseConnection(tx: Tx, connectionId: number, owner?: number): Promise<boolean> {
+  // A CONNECTION_DELETED naming another user than the connection's erases
+  // nothing (two Powens domains feeding one docrelay can share ids).
+  if (owner !== undefined) {
+    const [row] = await tx.select({ userId: connections.userId }).from(connections).where(eq(connections.id, connectionId)).for('update');
+    if (row && row.userId !== owner) {
+      throw new AppError('id_conflict', `connection ${connectionId} belongs to another user than ${owner}`, { connections: [connectionId] });
+    }
+  }
   await tx.insert(erasures).values({ kind: 'connection', id: connectionId }).onConflictDoNothing();
   const blobs = await blobsOfDocuments(tx, sql`d.subscription_id in (select id from subscriptions where connection_id = ${connectionId})`);
   const gone = await tx.delete(connections).where(eq(connections.id, connectionId)).returning({ id: connections.id });

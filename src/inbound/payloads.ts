@@ -33,6 +33,7 @@ export function inboundSchemas(timeZone: string) {
   const document = z.object({
     id: powensId,
     id_subscription: powensId.optional(),
+    id_user: powensId.optional(),
     name: text,
     type: text,
     date: calendarDate,
@@ -82,17 +83,26 @@ export function inboundSchemas(timeZone: string) {
 
   const connectionSynced = z
     .object({ id_webhook_data: webhookId, user: z.object({ id: powensId }).loose().optional(), connection })
+    // Inside one payload every id agrees with its parent object, and a document id appears
+    // once (CONTRACT.md §3): the diff then never has to guess which of two owners is meant.
     .superRefine((p, ctx) => {
-      if (p.user && p.user.id !== p.connection.id_user) {
-        ctx.addIssue({ code: 'custom', path: ['connection', 'id_user'], message: 'differs from user.id' });
-      }
+      const c = p.connection;
+      const disagree = (path: (string | number)[], field: string, parent: string) =>
+        ctx.addIssue({ code: 'custom', path: ['connection', ...path, field], message: `differs from ${parent}` });
+      if (p.user && p.user.id !== c.id_user) disagree([], 'id_user', 'user.id');
       const seenSubs = new Set<number>();
       const seenDocs = new Set<number>();
-      p.connection.subscriptions.forEach((s, i) => {
-        if (seenSubs.has(s.id)) ctx.addIssue({ code: 'custom', path: ['connection', 'subscriptions', i, 'id'], message: 'duplicate subscription id' });
+      c.subscriptions.forEach((s, i) => {
+        const at = ['subscriptions', i];
+        if (s.id_connection !== undefined && s.id_connection !== c.id) disagree(at, 'id_connection', 'connection.id');
+        if (s.id_user !== undefined && s.id_user !== c.id_user) disagree(at, 'id_user', 'connection.id_user');
+        if (seenSubs.has(s.id)) ctx.addIssue({ code: 'custom', path: ['connection', ...at, 'id'], message: 'duplicate subscription id' });
         seenSubs.add(s.id);
         s.documents.forEach((d, j) => {
-          if (seenDocs.has(d.id)) ctx.addIssue({ code: 'custom', path: ['connection', 'subscriptions', i, 'documents', j, 'id'], message: 'duplicate document id' });
+          const at = ['subscriptions', i, 'documents', j];
+          if (d.id_subscription !== undefined && d.id_subscription !== s.id) disagree(at, 'id_subscription', `its subscription's id (${s.id})`);
+          if (d.id_user !== undefined && d.id_user !== c.id_user) disagree(at, 'id_user', 'connection.id_user');
+          if (seenDocs.has(d.id)) ctx.addIssue({ code: 'custom', path: ['connection', ...at, 'id'], message: 'duplicate document id' });
           seenDocs.add(d.id);
         });
       });

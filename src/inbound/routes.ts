@@ -47,9 +47,9 @@ export function inboundRoutes(deps: Deps) {
     } catch {
       throw new AppError('invalid_payload', 'body is not valid JSON');
     }
-    const key = deliveryKey(json, decoded);
+    const key = deliveryKey(event as InboundEvent, json, decoded);
     const result = await applyInboundWebhook(deps, event as InboundEvent, json, key, schemas);
-    deps.log.info({ event, key, status: result.status }, 'inbound webhook');
+    deps.log.info({ event, key: key.key, status: result.status }, 'inbound webhook');
     return c.json(result, 200);
   });
 
@@ -71,6 +71,7 @@ export function inboundRoutes(deps: Deps) {
         },
         400: { description: 'invalid_payload' },
         401: { description: 'invalid_signature' },
+        409: { description: 'id_conflict: an id of the payload belongs to another user or connection (CONTRACT.md §2); nothing written' },
         413: { description: 'payload_too_large' },
       },
     });
@@ -78,12 +79,18 @@ export function inboundRoutes(deps: Deps) {
   return app;
 }
 
-/** Powens' `id_webhook_data`, else the sha256 of the body. */
-function deliveryKey(json: unknown, body: Buffer): string {
+/**
+ * The event with Powens' `id_webhook_data`, else with the sha256 of the body:
+ * USER_DELETED and CONNECTION_DELETED of one body `{"id": 74}` are two deliveries.
+ */
+function deliveryKey(event: InboundEvent, json: unknown, body: Buffer): DeliveryKey {
   const id = (json as { id_webhook_data?: unknown } | null)?.id_webhook_data;
-  if (typeof id === 'number' && Number.isSafeInteger(id)) return `id:${id}`;
-  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  const legacy = typeof id === 'number' && Number.isSafeInteger(id) ? `id:${id}` : `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  return { key: `${event}:${legacy}`, legacy };
 }
+
+/** `legacy`: the key as it was stored before it named the event (kept for Powens' retries of older deliveries). */
+type DeliveryKey = { key: string; legacy: string };
 
 function parse<T>(schema: z.ZodType<T>, json: unknown): T {
   const r = schema.safeParse(json);
@@ -98,7 +105,7 @@ async function applyInboundWebhook(
   deps: Deps,
   event: InboundEvent,
   json: unknown,
-  key: string,
+  key: DeliveryKey,
   schemas: ReturnType<typeof inboundSchemas>,
 ): Promise<Record<string, unknown>> {
   // Parse before the transaction: bad input writes nothing, not even the delivery key.
@@ -122,7 +129,7 @@ async function applyInboundWebhook(
         return outcome;
       }
       case 'CONNECTION_DELETED': {
-        await eraseConnection(tx, body.payload.id);
+        await eraseConnection(tx, body.payload.id, body.payload.id_user);
         return { status: 'processed' };
       }
       case 'USER_DELETED': {
@@ -137,13 +144,15 @@ async function applyInboundWebhook(
  * Claim a delivery key. The primary key does the work: a concurrent copy of the same
  * delivery waits on the first one's uncommitted row, then finds it and stands down.
  */
-async function claimDelivery(tx: Tx, key: string, event: string): Promise<boolean> {
+async function claimDelivery(tx: Tx, { key, legacy }: DeliveryKey, event: string): Promise<boolean> {
   const rows = await tx.execute(sql`
-    insert into inbound_deliveries (key, event, outcome) values (${key}, ${event}, 'processed')
+    insert into inbound_deliveries (key, event, outcome)
+    select ${key}, ${event}, 'processed'
+    where not exists (select 1 from inbound_deliveries where key = ${legacy} and event = ${event})
     on conflict (key) do nothing returning key`);
   return rows.length > 0;
 }
 
-async function markOutcome(tx: Tx, key: string, outcome: string): Promise<void> {
+async function markOutcome(tx: Tx, { key }: DeliveryKey, outcome: string): Promise<void> {
   await tx.execute(sql`update inbound_deliveries set outcome = ${outcome} where key = ${key}`);
 }

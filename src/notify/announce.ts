@@ -43,7 +43,10 @@ export async function announce(tx: Tx, deps: Deps, documentId: number, opts: { f
     .from(documents)
     .innerJoin(subscriptions, eq(subscriptions.id, documents.subscriptionId))
     .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
-    .where(eq(documents.id, documentId));
+    .where(eq(documents.id, documentId))
+    // An erasure running now holds the row: wait for it, then find nothing (no event, no
+    // mail). One that starts later waits for this commit and erases what we record.
+    .for('key share', { of: documents });
   if (!row) return { status: 'gone' }; // erased since
   const { file, subscription: s } = row;
   let d = row.document;
