@@ -25,6 +25,7 @@ export const errorStatus = {
   svix_unavailable: 502,
   database_unavailable: 503,
   smtp_not_configured: 503,
+  server_busy: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof errorStatus;

@@ -12,7 +12,7 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './ops/metrics.js';
 import { serveMetrics } from './ops/metrics-routes.js';
 import { createNotifyServices } from './notify/services.js';
-import { startWorker, type Worker } from './worker.js';
+import type { Worker } from './worker.js';
 
 /**
  * Load config → database (embedded when DATABASE_URL is unset) → migrations → API and/or
@@ -66,6 +66,9 @@ async function main(): Promise<void> {
     );
   }
   if (config.role !== 'web') {
+    // Imported only here: the tasks load pdf.js and Chromium's driver (some 200 MiB of
+    // memory) that a web process never uses.
+    const { startWorker } = await import('./worker.js');
     worker = await startWorker(deps, databaseUrl);
     log.info({ concurrency: config.workerConcurrency }, 'worker started');
   }

@@ -6,7 +6,7 @@ import { waitUntil } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 /**
- * Issue 14, CONTRACT.md §4 and §7: a known document is updated by what a later sync says
+ * Issue 14: a known document is updated by what a later sync says
  * of it — a url it gains gets its file fetched then, a new last_update is kept. The real
  * worker runs the file jobs against a loopback provider site.
  */

@@ -1,14 +1,14 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyConnectionSync } from '../src/archive/diff.js';
-import { inboundSchemas } from '../src/inbound/payloads.js';
+import { connectionSyncOf, inboundSchemas } from '../src/inbound/payloads.js';
 import { readSettings } from '../src/settings.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { waitUntil } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 /**
- * CONTRACT.md §2 ownership (issue 8): an id belongs to the user and connection that first
+ * Ownership (issue 8): an id belongs to the user and connection that first
  * brought it. A webhook that would hand it to another is refused whole (409 id_conflict,
  * nothing written), and every read scopes by the caller's user at the database.
  */
@@ -135,7 +135,7 @@ describe('within one user', () => {
 describe('concurrent first claims of one new id', () => {
   it('the second sync waits for the first, then is refused: the id is not moved', async () => {
     const schemas = inboundSchemas(ctx.config.webhookTimezone);
-    const first = schemas.connectionSynced.parse(syncedPayload({ userId: 41, connectionId: 411, subscriptions: [{ id: 4111, documents: [{ id: 41111 }] }] })).connection;
+    const first = connectionSyncOf(schemas.connectionSynced.parse(syncedPayload({ userId: 41, connectionId: 411, subscriptions: [{ id: 4111, documents: [{ id: 41111 }] }] })).connection);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let pid = 0;

@@ -121,7 +121,7 @@ async function lockConnection(tx: Tx, conn: ConnectionSync) {
 type IdConflicts = { connections: number[]; subscriptions: number[]; documents: number[] };
 
 /**
- * The ids of this sync that belong to someone else (CONTRACT.md §2): the connection of
+ * The ids of this sync that belong to someone else: the connection of
  * another user, subscriptions of another user or connection, documents of another user or
  * of a subscription of another connection (a document may move between subscriptions of
  * the same connection). One statement over the whole payload; null when there are none.

@@ -37,3 +37,64 @@ export async function readRawBody(req: Request, limit = INBOUND_BODY_LIMIT): Pro
 
 const tooLarge = (limit: number) =>
   new AppError('payload_too_large', `body larger than ${Math.round(limit / 1024 / 1024)} MiB`);
+
+/**
+ * How many inbound bodies are read (and inflated, and checked) at once. Each may hold up to
+ * twice the body limit while it is read, so this bounds what webhooks can take from memory
+ * whatever the number of senders. Excess requests wait for a slot rather than fail at once:
+ * a burst of Powens deliveries (small bodies, read in milliseconds) then goes through
+ * without being bounced to the aggregator's retry schedule, and a waiting request costs a
+ * socket and its kernel buffers only (Node stops reading a body nobody consumes). A request
+ * that has waited `waitMs` gets `503` with `Retry-After`, so a flood cannot queue for ever.
+ */
+export class BodySlots {
+  private free: number;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(
+    readonly size = 4,
+    readonly waitMs = 10_000,
+  ) {
+    this.free = size;
+  }
+
+  /** Requests waiting for a slot now. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  /** Run `fn` holding a slot; AppError('server_busy') when none came free within waitMs. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      return await fn();
+    } finally {
+      this.release();
+    }
+  }
+
+  private acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.queue.splice(this.queue.indexOf(grant), 1);
+        reject(new AppError('server_busy', 'too many webhook bodies being read; retry later'));
+      }, this.waitMs);
+      this.queue.push(grant);
+    });
+  }
+
+  private release(): void {
+    // The slot passes straight to the first waiter, or becomes free.
+    const next = this.queue.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

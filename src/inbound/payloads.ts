@@ -84,7 +84,7 @@ export function inboundSchemas(timeZone: string) {
   const connectionSynced = z
     .object({ id_webhook_data: webhookId, user: z.object({ id: powensId }).loose().optional(), connection })
     // Inside one payload every id agrees with its parent object, and a document id appears
-    // once (CONTRACT.md §3): the diff then never has to guess which of two owners is meant.
+    // once: the diff then never has to guess which of two owners is meant.
     .superRefine((p, ctx) => {
       const c = p.connection;
       const disagree = (path: (string | number)[], field: string, parent: string) =>

@@ -9,46 +9,70 @@ import type { Tx } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { readSettings } from '../settings.js';
-import { readRawBody } from './body.js';
+import { BodySlots, readRawBody } from './body.js';
 import { connectionSyncOf, inboundSchemas } from './payloads.js';
-import { verifyPowensSignature } from './signature.js';
+import { checkSignatureHeaders, verifyPowensSignature } from './signature.js';
 
 const EVENTS = ['CONNECTION_SYNCED', 'CONNECTION_DELETED', 'USER_DELETED'] as const;
+/** What a `503 server_busy` tells the sender to wait before trying again. */
+const RETRY_AFTER_S = 5;
 type InboundEvent = (typeof EVENTS)[number];
 
 /**
  * `POST /webhooks/powens/{EVENT}`. The signature covers the exact bytes,
  * so the body is read raw before anything parses it; then the signature, then the schema,
  * and only then one transaction that claims the delivery key and applies the change.
+ *
+ * What can be refused without the body is refused first: a request without both signature
+ * headers, or dated outside the tolerance, is answered before its body is read; Node then
+ * discards whatever the sender still sends (it keeps nothing of it). The connection is not
+ * closed under a sender still writing: its TCP reset could destroy the answer before the
+ * sender reads it. The others read their body in one of a few slots.
  */
-export function inboundRoutes(deps: Deps) {
+export function inboundRoutes(deps: Deps, opts: { bodySlots?: BodySlots } = {}) {
   const app = newRouter();
   const schemas = inboundSchemas(deps.config.webhookTimezone);
+  const slots = opts.bodySlots ?? new BodySlots();
 
   app.post('/webhooks/powens/:event', async (c) => {
     const event = c.req.param('event');
     if (!(EVENTS as readonly string[]).includes(event)) {
       throw new AppError('unknown_event', `unknown event ${event}; expected one of ${EVENTS.join(', ')}`);
     }
-    const { wire, decoded } = await readRawBody(c.req.raw);
-    const check = verifyPowensSignature({
-      secret: deps.config.inboundWebhookSecret,
-      path: c.req.path,
+    const signed = {
       date: c.req.header('bi-signature-date'),
       signature: c.req.header('bi-signature'),
-      bodies: wire === decoded ? [wire] : [decoded, wire],
       toleranceS: deps.config.inboundSignatureToleranceS,
-    });
-    if (!check.ok) throw new AppError('invalid_signature', check.reason);
+    };
+    const early = checkSignatureHeaders(signed);
+    if (!early.ok) throw new AppError('invalid_signature', early.reason);
 
-    let json: unknown;
+    const read = async () => {
+      const { wire, decoded } = await readRawBody(c.req.raw);
+      const check = verifyPowensSignature({
+        ...signed,
+        secret: deps.config.inboundWebhookSecret,
+        path: c.req.path,
+        bodies: wire === decoded ? [wire] : [decoded, wire],
+      });
+      if (!check.ok) throw new AppError('invalid_signature', check.reason);
+      try {
+        return { decoded, json: JSON.parse(decoded.toString('utf8')) as unknown };
+      } catch {
+        throw new AppError('invalid_payload', 'body is not valid JSON');
+      }
+    };
+    let body: Awaited<ReturnType<typeof read>>;
     try {
-      json = JSON.parse(decoded.toString('utf8'));
-    } catch {
-      throw new AppError('invalid_payload', 'body is not valid JSON');
+      body = await slots.run(read);
+    } catch (e) {
+      if (e instanceof AppError && e.code === 'server_busy') {
+        c.header('retry-after', String(RETRY_AFTER_S));
+      }
+      throw e;
     }
-    const key = deliveryKey(event as InboundEvent, json, decoded);
-    const result = await applyInboundWebhook(deps, event as InboundEvent, json, key, schemas);
+    const key = deliveryKey(event as InboundEvent, body.json, body.decoded);
+    const result = await applyInboundWebhook(deps, event as InboundEvent, body.json, key, schemas);
     deps.log.info({ event, key: key.key, status: result.status }, 'inbound webhook');
     return c.json(result, 200);
   });
@@ -71,8 +95,9 @@ export function inboundRoutes(deps: Deps) {
         },
         400: { description: 'invalid_payload' },
         401: { description: 'invalid_signature' },
-        409: { description: 'id_conflict: an id of the payload belongs to another user or connection (CONTRACT.md §2); nothing written' },
+        409: { description: 'id_conflict: an id of the payload belongs to another user or connection; nothing written' },
         413: { description: 'payload_too_large' },
+        503: { description: 'server_busy: too many bodies being read at once; retry after Retry-After seconds' },
       },
     });
   }

@@ -13,13 +13,13 @@ export function powensSignature(secret: string, method: string, path: string, da
 
 export type SignatureCheck = { ok: true } | { ok: false; reason: string };
 
-export function verifyPowensSignature(opts: {
-  secret: string;
-  path: string;
+/**
+ * What can be checked before the body is read: both headers present and the date within
+ * the tolerance. A request that fails here is refused without reading a byte of its body.
+ */
+export function checkSignatureHeaders(opts: {
   date: string | undefined;
   signature: string | undefined;
-  /** The bodies the signature may cover: the bytes as sent, and decompressed when gzipped. */
-  bodies: Buffer[];
   toleranceS: number;
   now?: number;
 }): SignatureCheck {
@@ -32,6 +32,22 @@ export function verifyPowensSignature(opts: {
       return { ok: false, reason: 'BI-Signature-Date is outside the accepted tolerance' };
     }
   }
+  return { ok: true };
+}
+
+export function verifyPowensSignature(opts: {
+  secret: string;
+  path: string;
+  date: string | undefined;
+  signature: string | undefined;
+  /** The bodies the signature may cover: the bytes as sent, and decompressed when gzipped. */
+  bodies: Buffer[];
+  toleranceS: number;
+  now?: number;
+}): SignatureCheck {
+  const headers = checkSignatureHeaders(opts);
+  if (!headers.ok) return headers;
+  const { date, signature } = opts as { date: string; signature: string };
   const given = Buffer.from(signature.trim(), 'base64');
   const matches = opts.bodies.some((body) => {
     const expected = Buffer.from(powensSignature(opts.secret, 'POST', opts.path, date, body), 'base64');

@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort } from '../src/db/embedded.js';
+import { ADMIN_TOKEN, createTestContext, INBOUND_SECRET, type TestContext } from './helpers/context.js';
+import { waitUntil } from './helpers/receiver.js';
+
+/**
+ * Issue 9: 30 concurrent unsigned uploads of 60 MiB each must not take the service's
+ * memory. The real service (src/main.ts) in a child process; its peak resident set (VmHWM
+ * of /proc/<pid>/status) is read after the uploads.
+ * Each upload is streamed from a generator: the test holds no body in memory either.
+ */
+const UPLOADS = 30;
+const UPLOAD_BYTES = 60 * 1024 * 1024;
+const MAX_PEAK_RSS = 200 * 1024 * 1024;
+
+let ctx: TestContext;
+let child: ChildProcess;
+let port: number;
+beforeAll(async () => {
+  ctx = await createTestContext();
+  port = await freePort();
+  const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+  child = spawn(process.execPath, ['--import', 'tsx', main], {
+    env: {
+      ...process.env,
+      DATABASE_URL: ctx.database.url,
+      PORT: String(port),
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'docrelay-main-')),
+      ADMIN_TOKEN,
+      INBOUND_WEBHOOK_SECRET: INBOUND_SECRET,
+      LINK_SECRET: 'test-link-secret-0123456789',
+      LOG_LEVEL: 'info',
+      // The API process, as Fly runs it (a web group apart from the worker group): with
+      // ROLE=all the worker's tasks load pdf.js, some 170 MiB before any request.
+      ROLE: 'web',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  await waitUntil(async () => output.includes('API listening'), 60_000, 'the service to start');
+});
+afterAll(async () => {
+  if (child.exitCode === null) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  await ctx.close();
+});
+
+const memory = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+};
+
+/** 60 MiB of JSON-looking bytes, 64 KiB at a time, made as they are sent. */
+async function* sixtyMiB() {
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  yield Buffer.from('{"connection": "');
+  for (let sent = 0; sent < UPLOAD_BYTES; sent += chunk.length) yield chunk;
+  yield Buffer.from('"}');
+}
+
+/** One upload: the status of the answer (the upload is dropped as soon as it comes), or the error. */
+function upload(): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/webhooks/powens/CONNECTION_SYNCED',
+      headers: { 'content-type': 'application/json', 'content-length': String(UPLOAD_BYTES + 18) },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+      req.destroy();
+    });
+    req.on('error', (err) => resolve(`error ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+    Readable.from(sixtyMiB()).on('error', () => {}).pipe(req);
+  });
+}
+
+it(`${UPLOADS} concurrent unsigned 60 MiB uploads: all 401, peak RSS under 200 MiB`, async () => {
+  const before = memory(child.pid!);
+  const statuses = await Promise.all(Array.from({ length: UPLOADS }, upload));
+  const after = memory(child.pid!);
+  console.log(`service RSS: ${mib(before.rss)} before, ${mib(after.rss)} after, peak ${mib(after.peak)} (limit ${mib(MAX_PEAK_RSS)})`);
+  expect(statuses).toEqual(Array(UPLOADS).fill(401));
+  expect(after.peak).toBeLessThan(MAX_PEAK_RSS);
+  // Still serving.
+  expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+}, 120_000);
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
