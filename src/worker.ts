@@ -107,10 +107,14 @@ export async function startWorker(
   // retries) is replaced once the database answers again, and the jobs it held locked are
   // released at once rather than after graphile-worker's 4 h: the service heals by itself.
   const supervise = (r: Runner) => {
-    // A pool that gave up may settle either way ("Runner stopping (reason: worker pool exited with error…)").
+    let replacing = false;
     const replace = async (err: unknown) => {
-      if (stopping) return;
+      if (stopping || replacing) return;
+      replacing = true;
       log.error({ err }, 'worker pool failed; starting a new one when the database answers');
+      // The failed pool may hang in its own graceful shutdown (it cannot release its jobs
+      // while the database is away): ask it to stop, and do not wait for it.
+      void r.stop().catch(() => {});
       for (let attempt = 1; !stopping; attempt++) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 30_000)));
         if (stopping) return;
@@ -128,6 +132,11 @@ export async function startWorker(
         }
       }
     };
+    // A pool that gives up ("Could not failJobs; queue is in an inconsistent state") first
+    // announces its graceful shutdown, then settles either way — if its shutdown ends at all.
+    events.on('pool:gracefulShutdown', ({ workerPool, message }) => {
+      if (workerPool.id === poolIds.get(r)) void replace(new Error(message));
+    });
     r.promise.then(() => replace(new Error('worker pool exited')), replace);
   };
   supervise(runner);
