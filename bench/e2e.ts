@@ -1,9 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { powensSignature } from '../src/inbound/signature.js';
 import { startWorker } from '../src/worker.js';
 import { makePdf, startProviderSite, type ProviderHandler } from '../test/helpers/provider.js';
-import { BENCH_INBOUND, percentile, report, startBenchService, stopPgServer, type BenchService } from './support.js';
+import { percentile, postSync, report, startBenchService, stopPgServer, type BenchService } from './support.js';
 
 /**
  * End to end, the figure users feel: two 20-document syncs a second for 30 s (40 new bills
@@ -45,20 +44,6 @@ export function sync(connectionId: number, docIds: number[], url: string) {
 export const billFiles = (pdf: Buffer): ProviderHandler => (req, res) =>
   void res.writeHead(200, { 'content-type': 'application/pdf' }).end(Buffer.concat([pdf, Buffer.from(`\n% ${req.url}\n`)]));
 
-export async function post(svc: BenchService, body: unknown) {
-  const path = '/webhooks/powens/CONNECTION_SYNCED';
-  const raw = JSON.stringify(body);
-  const date = new Date().toISOString();
-  const res = await fetch(svc.baseUrl + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'bi-signature-date': date, 'bi-signature': powensSignature(BENCH_INBOUND, 'POST', path, date, Buffer.from(raw)) },
-    body: raw,
-  });
-  const out = (await res.json()) as { status: string };
-  if (res.status !== 200 || out.status !== 'processed') throw new Error(`unexpected answer ${res.status} ${JSON.stringify(out)}`);
-  return performance.now();
-}
-
 /** A receiver that notes when each document.created arrives, by document id. */
 export async function startArrivals() {
   const arrived = new Map<number, number>();
@@ -92,7 +77,7 @@ async function stream(svc: BenchService, firstConnection: number, url: string) {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const conn = firstConnection + k;
     const ids = Array.from({ length: DOCS_PER_SYNC }, (_, i) => conn * 100 + i);
-    pending.push(post(svc, sync(conn, ids, url)).then((at) => { for (const id of ids) sentAt.set(id, at); }));
+    pending.push(postSync(svc, sync(conn, ids, url)).then((at) => { for (const id of ids) sentAt.set(id, at); }));
   }
   await Promise.all(pending);
   return sentAt;
@@ -111,22 +96,38 @@ async function measure(name: string, svc: BenchService, arrivals: Awaited<Return
   });
 }
 
-export async function benchEndToEnd() {
+/**
+ * What the end-to-end and soak benchmarks share: the service with its worker, a loopback
+ * provider site serving each bill its own PDF at `url`, and a receiver subscribed to
+ * `document.created` noting when each document arrives.
+ */
+export async function startDeliveryRig() {
   const svc = await startBenchService({ FETCH_ALLOW_PRIVATE_NETWORKS: '1' });
   const site = await startProviderSite();
   const arrivals = await startArrivals();
-  const pdf = await makePdf(['Bill'], { padTo: 20 * 1024 });
-  site.route('/bill.pdf', billFiles(pdf));
-  const url = site.url('/bill.pdf');
+  site.route('/bill.pdf', billFiles(await makePdf(['Bill'], { padTo: 20 * 1024 })));
   const worker = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 200 });
-  try {
-    const res = await fetch(`${svc.baseUrl}/webhook-endpoints`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${svc.config.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ url: arrivals.url, events: ['document.created'] }),
-    });
-    if (res.status !== 201) throw new Error(`endpoint: ${res.status} ${await res.text()}`);
+  const close = async () => {
+    await worker.stop();
+    await arrivals.close();
+    await site.close();
+    await svc.close();
+  };
+  const res = await fetch(`${svc.baseUrl}/webhook-endpoints`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${svc.config.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ url: arrivals.url, events: ['document.created'] }),
+  });
+  if (res.status !== 201) {
+    await close();
+    throw new Error(`endpoint: ${res.status} ${await res.text()}`);
+  }
+  return { svc, arrivals, url: site.url('/bill.pdf'), close };
+}
 
+export async function benchEndToEnd() {
+  const { svc, arrivals, url, close } = await startDeliveryRig();
+  try {
     await measure(`end to end, idle: ${RATE_SYNCS} syncs of ${DOCS_PER_SYNC} bills a second for ${SECONDS} s, webhook 200 → receiver`, svc, arrivals, await stream(svc, 1_000, url), 'p50 ≤ 2 s, p99 ≤ 10 s, none missing');
 
     if (BACKFILL > 0) {
@@ -135,17 +136,14 @@ export async function benchEndToEnd() {
       for (let b = 0; b < BACKFILL / 10_000; b++) {
         const conn = 10_000_000 + b;
         const ids = Array.from({ length: 10_000 }, (_, i) => conn * 100_000 + i);
-        await post(svc, sync(conn, ids, url));
+        await postSync(svc, sync(conn, ids, url));
       }
       const ingestS = (performance.now() - t) / 1000;
       const [{ queued }] = await svc.database.sql<{ queued: number }[]>`select count(*)::int as queued from graphile_worker.jobs`;
       await measure(`end to end during a backfill of ${BACKFILL.toLocaleString('en')} documents (ingested in ${ingestS.toFixed(0)} s, ${queued} jobs queued then)`, svc, arrivals, await stream(svc, 5_000, url), 'p99 ≤ 30 s, none missing');
     }
   } finally {
-    await worker.stop();
-    await arrivals.close();
-    await site.close();
-    await svc.close();
+    await close();
   }
 }
 

@@ -1,5 +1,4 @@
-import { powensSignature } from '../src/inbound/signature.js';
-import { BENCH_INBOUND, median, medianOf, peakRssGrowth, ratio, report, startBenchService, stopPgServer, type BenchService } from './support.js';
+import { median, postSync, medianOf, peakRssGrowth, ratio, report, startBenchService, stopPgServer, type BenchService } from './support.js';
 
 /**
  * Powens-shaped CONNECTION_SYNCED payloads for the ingest and big-sync benchmarks.
@@ -24,19 +23,10 @@ function payload(n: number, subs: number, docsPerSub: number) {
   };
 }
 
+/** Latency of one signed CONNECTION_SYNCED to `processed`, ms. */
 async function send(svc: BenchService, body: unknown): Promise<number> {
-  const path = '/webhooks/powens/CONNECTION_SYNCED';
-  const raw = JSON.stringify(body);
-  const date = new Date().toISOString();
   const t = performance.now();
-  const res = await fetch(svc.baseUrl + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'bi-signature-date': date, 'bi-signature': powensSignature(BENCH_INBOUND, 'POST', path, date, Buffer.from(raw)) },
-    body: raw,
-  });
-  const out = (await res.json()) as { status: string };
-  if (res.status !== 200 || out.status !== 'processed') throw new Error(`unexpected answer ${res.status} ${JSON.stringify(out)}`);
-  return performance.now() - t;
+  return (await postSync(svc, body)) - t;
 }
 
 const CLIENTS = 8;

@@ -1,8 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { startWorker } from '../src/worker.js';
-import { makePdf, startProviderSite } from '../test/helpers/provider.js';
-import { billFiles, post, startArrivals, sync } from './e2e.js';
-import { report, startBenchService, stopPgServer } from './support.js';
+import { startDeliveryRig, sync } from './e2e.js';
+import { postSync, report, stopPgServer } from './support.js';
 
 /**
  * Soak: SOAK_SECONDS (default 600) at a steady rate — one 10-document sync a second, PDFs
@@ -14,19 +12,8 @@ const SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
 const DOCS = 10;
 
 export async function benchSoak() {
-  const svc = await startBenchService({ FETCH_ALLOW_PRIVATE_NETWORKS: '1' });
-  const site = await startProviderSite();
-  const arrivals = await startArrivals();
-  const pdf = await makePdf(['Bill'], { padTo: 20 * 1024 });
-  site.route('/bill.pdf', billFiles(pdf));
-  const worker = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 200 });
+  const { svc, arrivals, url, close } = await startDeliveryRig();
   try {
-    const res = await fetch(`${svc.baseUrl}/webhook-endpoints`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${svc.config.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ url: arrivals.url, events: ['document.created'] }),
-    });
-    if (res.status !== 201) throw new Error(`endpoint: ${res.status}`);
     global.gc?.();
     const rssStart = process.memoryUsage().rss;
     let errors = 0;
@@ -37,7 +24,7 @@ export async function benchSoak() {
       const wait = t0 + k * 1000 - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const ids = Array.from({ length: DOCS }, (_, i) => (1_000 + k) * 100 + i);
-      pending.push(post(svc, sync(1_000 + k, ids, site.url('/bill.pdf'))).then(() => void (sent += DOCS), () => void errors++));
+      pending.push(postSync(svc, sync(1_000 + k, ids, url)).then(() => void (sent += DOCS), () => void errors++));
     }
     await Promise.all(pending);
     const [oldest] = await svc.deps.db.execute<{ task: string | null; age_s: number | null }>(sql`
@@ -54,10 +41,7 @@ export async function benchSoak() {
       'RSS at end MiB': (rssEnd / 2 ** 20).toFixed(0),
     });
   } finally {
-    await worker.stop();
-    await arrivals.close();
-    await site.close();
-    await svc.close();
+    await close();
   }
 }
 

@@ -12,6 +12,7 @@ import { migrateDatabase } from '../src/db/migrate.js';
 import type { Deps } from '../src/deps.js';
 import { createNotifyServices } from '../src/notify/services.js';
 import { createFileServices } from '../src/files/services.js';
+import { powensSignature } from '../src/inbound/signature.js';
 import { createLogger } from '../src/logger.js';
 import { createMetrics } from '../src/ops/metrics.js';
 
@@ -126,6 +127,24 @@ export async function peakRssGrowth<T>(fn: () => Promise<T>): Promise<{ value: T
   } finally {
     clearInterval(timer);
   }
+}
+
+/**
+ * POST a CONNECTION_SYNCED, signed as Powens signs it, and insist on `processed`.
+ * Returns the moment its answer came (performance.now()).
+ */
+export async function postSync(svc: BenchService, body: unknown): Promise<number> {
+  const path = '/webhooks/powens/CONNECTION_SYNCED';
+  const raw = JSON.stringify(body);
+  const date = new Date().toISOString();
+  const res = await fetch(svc.baseUrl + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'bi-signature-date': date, 'bi-signature': powensSignature(BENCH_INBOUND, 'POST', path, date, Buffer.from(raw)) },
+    body: raw,
+  });
+  const out = (await res.json()) as { status: string };
+  if (res.status !== 200 || out.status !== 'processed') throw new Error(`unexpected answer ${res.status} ${JSON.stringify(out)}`);
+  return performance.now();
 }
 
 export const ratio = (a: number, b: number) => (a / b).toFixed(2);
