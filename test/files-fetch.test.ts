@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signedFileUrl } from '../src/lib/file-links.js';
 import { pdfPageText } from '../src/files/pdf.js';
-import { CHUNK_BYTES } from '../src/files/store.js';
+import { CHUNK_BYTES } from '../src/blobs/store.js';
 import { fileJobKey } from '../src/jobs/keys.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { rescheduleNow } from './helpers/jobs.js';

@@ -2,7 +2,7 @@ import { eq, sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { connections, erasures, users } from '../db/schema/index.js';
 import { AppError } from '../errors.js';
-import { deleteUnreferencedBlobs } from '../files/store.js';
+import { deleteUnreferencedBlobs } from '../blobs/store.js';
 import { captchaJobKey, removeJobs } from '../jobs/keys.js';
 
 /**

@@ -10,7 +10,7 @@ import { newRouter } from '../http/router.js';
 import { contentDisposition, downloadName } from './disposition.js';
 import { verifyFileLink, type FileVariant } from '../lib/file-links.js';
 import { matchesIfNoneMatch, parseRange } from './range.js';
-import { PgBlobStore, type BlobStore } from './store.js';
+import { PgBlobStore, type BlobStore } from '../blobs/store.js';
 
 /**
  * The bytes of a document's file (its `url` and `thumb_url`): through a signed, expiring link

@@ -11,7 +11,7 @@ import { announceJobKey } from '../jobs/keys.js';
 import { download, FetchError, type Downloaded } from './fetch.js';
 import type { FileServices } from './services.js';
 import { sniffFile } from './sniff.js';
-import { PgBlobStore, type BlobInfo, type BlobStore } from './store.js';
+import { PgBlobStore, type BlobInfo, type BlobStore } from '../blobs/store.js';
 
 /**
  * Tries of one file before it is marked failed. graphile-worker waits e^n seconds after

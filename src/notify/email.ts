@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { eq, sql } from 'drizzle-orm';
 import { documentFiles, documents, emailDeliveries, subscriptions } from '../db/schema/index.js';
-import { PgBlobStore } from '../files/store.js';
+import { PgBlobStore } from '../blobs/store.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { signedFileUrl } from '../lib/file-links.js';
 import { attachmentName, composeMail } from './mail.js';
