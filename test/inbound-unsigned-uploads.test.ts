@@ -1,14 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { freePort } from '../src/db/embedded.js';
-import { ADMIN_TOKEN, createTestContext, INBOUND_SECRET, type TestContext } from './helpers/context.js';
-import { waitUntil } from './helpers/receiver.js';
+import { createTestContext, type TestContext } from './helpers/context.js';
+import { startServiceProcess, type ServiceProcess } from './helpers/service-process.js';
 
 /**
  * Issue 9: 30 concurrent unsigned uploads of 60 MiB each must not take the service's
@@ -27,39 +22,17 @@ const UPLOAD_BYTES = 60 * 1024 * 1024;
 const MAX_GROWTH = 64 * 1024 * 1024;
 
 let ctx: TestContext;
-let child: ChildProcess;
+let service: ServiceProcess;
 let port: number;
 beforeAll(async () => {
   ctx = await createTestContext();
-  port = await freePort();
-  const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-  child = spawn(process.execPath, ['--import', 'tsx', main], {
-    env: {
-      ...process.env,
-      DATABASE_URL: ctx.database.url,
-      PORT: String(port),
-      DATA_DIR: mkdtempSync(join(tmpdir(), 'docrelay-main-')),
-      ADMIN_TOKEN,
-      INBOUND_WEBHOOK_SECRET: INBOUND_SECRET,
-      LINK_SECRET: 'test-link-secret-0123456789',
-      LOG_LEVEL: 'info',
-      // The API process, as Fly runs it (a web group apart from the worker group): with
-      // ROLE=all the worker's tasks load pdf.js, some 170 MiB before any request.
-      ROLE: 'web',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  await waitUntil(async () => output.includes('API listening'), 60_000, 'the service to start');
+  // The API process, as Fly runs it (a web group apart from the worker group): with
+  // ROLE=all the worker's tasks load pdf.js, some 170 MiB before any request.
+  service = await startServiceProcess(ctx.database.url, 'web');
+  port = Number(new URL(service.baseUrl).port);
 });
 afterAll(async () => {
-  if (child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  await service?.kill();
   await ctx.close();
 });
 
@@ -98,9 +71,9 @@ function upload(): Promise<number | string> {
 }
 
 it(`${UPLOADS} concurrent unsigned 60 MiB uploads: all 401, the peak RSS at most 64 MiB over the idle process`, async () => {
-  const before = memory(child.pid!);
+  const before = memory(service.child.pid!);
   const statuses = await Promise.all(Array.from({ length: UPLOADS }, upload));
-  const after = memory(child.pid!);
+  const after = memory(service.child.pid!);
   console.log(`service RSS: ${mib(before.rss)} before, ${mib(after.rss)} after, peak ${mib(after.peak)} (growth limit ${mib(MAX_GROWTH)})`);
   expect(statuses).toEqual(Array(UPLOADS).fill(401));
   expect(after.peak - before.rss).toBeLessThan(MAX_GROWTH);
