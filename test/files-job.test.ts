@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILE_MAX_ATTEMPTS, fetchDocumentFile } from '../src/files/tasks.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
+import { waitUntil } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
 // The fetch_document_file handler run by hand (no worker in this file), to look at each
@@ -118,5 +119,33 @@ describe('fetch_document_file', () => {
     await attempt(d);
     expect((await fileRow(d)).status).toBe('none');
     expect(await announceJob(d)).toEqual({ task_identifier: 'announce_document', revision: 0 });
+  });
+
+  it('does not settle as none a document that a concurrent sync is giving a url', async () => {
+    const { d } = await addDocument(null);
+    // The sync's own statements (diff.ts: the url gained, the file back to pending), left
+    // uncommitted while the job runs: the job reads the document without a url.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let pid = 0;
+    const syncing = ctx.deps.db.transaction(async (tx) => {
+      await tx.execute(sql`update documents set source_url = 'https://provider.example/late.pdf' where id = ${d}`);
+      await tx.execute(sql`update document_files set status = 'pending' where document_id = ${d} and status = 'none'`);
+      pid = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`))[0].pid;
+      await gate;
+    });
+    await waitUntil(async () => pid !== 0, 10_000, 'the sync to run');
+    const job = attempt(d);
+    const blocked = async () =>
+      (await ctx.database.db.execute<{ n: number }>(
+        sql`select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`,
+      ))[0].n > 0;
+    await waitUntil(blocked, 10_000, 'the job to wait on the sync');
+    release();
+    await syncing;
+    await job;
+    // The sync's fetch job will settle it; nothing announced before its file.
+    expect((await fileRow(d)).status).toBe('pending');
+    expect(await announceJob(d)).toBeUndefined();
   });
 });

@@ -7,7 +7,7 @@ import type { Deps } from '../deps.js';
 import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
-import { announceJobKey } from '../jobs/keys.js';
+import { announceJobKey, fileJobKey } from '../jobs/keys.js';
 import { download, FetchError, type Downloaded } from './fetch.js';
 import type { FileServices } from './services.js';
 import { sniffFile } from './sniff.js';
@@ -210,9 +210,23 @@ export async function failPendingFile(deps: Deps, documentId: number, error: str
   await storeAndSettleFile(deps, new PgBlobStore(deps.db), documentId, { status: 'failed', error });
 }
 
-/** A document without a URL has nothing to fetch: hand it straight to notifications. */
+/**
+ * A document without a URL has nothing to fetch: hand it straight to notifications. The
+ * document row is read locked and again, not trusted from the job's first read: a sync
+ * giving it a url holds that row until it commits, and has then put its file back to
+ * pending with a fetch job, which must not be settled as none. (A lock, not just a
+ * condition in the update: the update's subquery would read the document as it was
+ * before that sync committed.) If the url came back while the file was still pending, the
+ * sync queued no fetch job: queue one.
+ */
 async function settleWithoutFile(deps: Deps, documentId: number): Promise<void> {
   await deps.db.transaction(async (tx) => {
+    const [doc] = await tx.select({ sourceUrl: documents.sourceUrl }).from(documents).where(eq(documents.id, documentId)).for('share');
+    if (!doc) return; // erased since
+    if (doc.sourceUrl !== null) {
+      await enqueue(tx, 'fetch_document_file', { documentId }, { jobKey: fileJobKey(documentId) });
+      return;
+    }
     await tx
       .insert(documentFiles)
       .values({ documentId, status: 'none' })
