@@ -44,6 +44,9 @@ const EnvSchema = z.object({
     .default('Europe/Paris')
     .refine(isTimeZone, { message: 'not an IANA time zone' }),
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  OPS_WEBHOOK_URL: optionalUrl,
+  OPS_WEBHOOK_SECRET: optionalString.pipe(z.string().regex(/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/, 'whsec_ and base64, as an endpoint secret').optional()),
+  OPS_EMAIL: optionalString.pipe(z.email().optional()),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -83,6 +86,8 @@ export interface Config {
   webhookTimezone: string;
   /** `/metrics` without a token on this port; unset: only on the API, with the admin token. */
   metricsPort?: number;
+  /** Where operational events go (notify/ops-events.ts); none of them set: nowhere. */
+  ops: { webhookUrl?: string; webhookSecret?: string; email?: string };
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
@@ -126,6 +131,8 @@ export function loadConfig(
   };
   const adminToken = secret('ADMIN_TOKEN', e.ADMIN_TOKEN);
   const linkSecret = secret('LINK_SECRET', e.LINK_SECRET);
+  if (e.OPS_WEBHOOK_URL && !e.OPS_WEBHOOK_SECRET) throw new ConfigError('OPS_WEBHOOK_SECRET must be set with OPS_WEBHOOK_URL');
+  if (e.OPS_EMAIL && !e.SMTP_URL) throw new ConfigError('OPS_EMAIL needs SMTP_URL');
   if (production && !e.INBOUND_WEBHOOK_SECRET) {
     throw new ConfigError('INBOUND_WEBHOOK_SECRET must be set when NODE_ENV=production');
   }
@@ -155,6 +162,7 @@ export function loadConfig(
     workerConcurrency: e.WORKER_CONCURRENCY,
     webhookTimezone: e.WEBHOOK_TIMEZONE,
     metricsPort: e.METRICS_PORT,
+    ops: { webhookUrl: e.OPS_WEBHOOK_URL, webhookSecret: e.OPS_WEBHOOK_SECRET, email: e.OPS_EMAIL },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -34,6 +34,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         'config.upstreamApiToken',
         'config.smtpUrl',
         'config.databaseUrl',
+        'config.ops.webhookSecret',
       ],
       censor: '[redacted]',
     },

@@ -8,7 +8,7 @@ import { sweepStuckFiles } from './files/sweep.js';
 import { fetchDocumentFile } from './files/tasks.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
-import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDocumentEmail, sweepStrandedMessages } from './notify/tasks.js';
+import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDocumentEmail, sendOpsEmail, sendOpsWebhook, sweepStrandedMessages } from './notify/tasks.js';
 
 /** The task list: one handler per catalog entry (the type makes a missing one a compile error). */
 const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
@@ -20,6 +20,8 @@ const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
   sweep_stuck_files: sweepStuckFiles,
   publish_event: publishEvent,
   send_document_email: sendDocumentEmail,
+  send_ops_webhook: sendOpsWebhook,
+  send_ops_email: sendOpsEmail,
   captcha_resync: captchaResync,
 };
 

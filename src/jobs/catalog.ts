@@ -29,6 +29,10 @@ export const jobCatalog = {
   publish_event: z.object({ eventId: z.string() }),
   /** Mail one announced document to its user. */
   send_document_email: z.object({ documentId: z.number().int() }),
+  /** POST one operational event to OPS_WEBHOOK_URL, svix-signed (notify/ops-send.ts). */
+  send_ops_webhook: z.object({ eventId: z.string() }),
+  /** Mail one operational event to OPS_EMAIL (notify/ops-send.ts). */
+  send_ops_email: z.object({ eventId: z.string() }),
   /** Ask the aggregator to re-sync a connection that hit a captcha (captcha/tasks.ts). */
   captcha_resync: z.object({ connectionId: z.number().int() }),
 } as const;

@@ -25,6 +25,9 @@ export const deliveryBatchJobKey = (endpointId: string, seq: number, batchSize: 
   `deliver:${endpointId}:${Math.floor(seq / batchSize)}`;
 /** `publish_event` of one event, in Svix API mode. */
 export const svixJobKey = (eventId: string) => `svix:${eventId}`;
+/** `send_ops_webhook` and `send_ops_email` of one operational event (notify/ops-events.ts). */
+export const opsWebhookJobKey = (opsEventId: string) => `ops-webhook:${opsEventId}`;
+export const opsEmailJobKey = (opsEventId: string) => `ops-email:${opsEventId}`;
 /** `captcha_resync` of one connection: at most one pending retry per connection. */
 export const captchaJobKey = (connectionId: number) => `captcha:${connectionId}`;
 

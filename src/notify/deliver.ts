@@ -8,6 +8,7 @@ import type { Db } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import type { PostResult } from './http.js';
+import { warnDisabled, warnIfFailing } from './ops-events.js';
 import { nextStepAfterAttempt, type Decision } from './retry.js';
 import { withFreshFileLinks } from './fresh-links.js';
 import { activeSecrets, signedHeaders } from './signing.js';
@@ -218,13 +219,21 @@ async function recordFailure(deps: Deps, item: Item, endpoint: EndpointState, re
       durationMs: result.durationMs,
       response: result.response,
     });
-    await tx
+    const [run] = await tx
       .update(webhookEndpoints)
-      .set({
-        failingSince: sql`coalesce(${webhookEndpoints.failingSince}, now())`,
-        ...(decision.kind === 'disable_endpoint' ? { disabled: true, disabledReason: decision.reason } : {}),
-      })
-      .where(eq(webhookEndpoints.id, endpoint.id));
+      .set({ failingSince: sql`coalesce(${webhookEndpoints.failingSince}, now())` })
+      .where(eq(webhookEndpoints.id, endpoint.id))
+      .returning({ failingSince: webhookEndpoints.failingSince });
+    // Disabled by this attempt, not by another one just before it: the operator hears it once.
+    const disabledNow =
+      decision.kind === 'disable_endpoint' &&
+      (await tx
+        .update(webhookEndpoints)
+        .set({ disabled: true, disabledReason: decision.reason })
+        .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.disabled, false)))
+        .returning({ id: webhookEndpoints.id })).length > 0;
+    if (disabledNow) await warnDisabled(tx, deps.config, endpoint.id, `${messageId}:${attempt}`);
+    else if (decision.kind !== 'disable_endpoint') await warnIfFailing(tx, deps.config, endpoint.id, run?.failingSince ?? null);
     if (decision.kind === 'retry') {
       await enqueue(tx, 'deliver_message', { messageId, attempt: attempt + 1 }, { jobKey: messageJobKey(messageId), runAt: nextAt!, queueName: lane });
     }

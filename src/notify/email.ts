@@ -7,7 +7,7 @@ import { signedFileUrl } from '../lib/file-links.js';
 import { attachmentName, composeMail } from './mail.js';
 
 /** SMTP reply codes 5xx are permanent refusals (bad recipient, policy): trying again cannot help. */
-const isPermanent = (err: unknown) => {
+export const isPermanent = (err: unknown) => {
   const code = (err as { responseCode?: number }).responseCode;
   return typeof code === 'number' && code >= 500 && code < 600;
 };

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import type { Tx } from '../db/client.js';
 import { sqlArray } from '../db/arrays.js';
 
 /** The window of `success_rate`. */
@@ -28,7 +28,7 @@ export const noHealthYet = (disabledReason: string | null = null): Health => ({
  * part reads the `(endpoint_id, at)` index: the window's attempts, the newest success (a
  * backward scan that stops at it), and the attempts after it.
  */
-export async function endpointHealth(db: Db, endpoints: { id: string; disabledReason: string | null }[]): Promise<Map<string, Health>> {
+export async function endpointHealth(db: Tx, endpoints: { id: string; disabledReason: string | null }[]): Promise<Map<string, Health>> {
   const out = new Map(endpoints.map((e) => [e.id, noHealthYet(e.disabledReason)]));
   if (endpoints.length === 0) return out;
   const rows = await db.execute<{ id: string; attempts: number; successes: number; last_success_ms: string | null; failures: number }>(sql`

@@ -4,3 +4,4 @@ export { deliverMessage, deliverMessages } from './deliver.js';
 export { sendDocumentEmail } from './email.js';
 export { publishEvent } from './publish.js';
 export { sweepStrandedMessages } from './sweep.js';
+export { sendOpsEmail, sendOpsWebhook } from './ops-send.js';

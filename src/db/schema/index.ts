@@ -3,3 +3,4 @@ export * from './files.js';
 export * from './events.js';
 export * from './captcha.js';
 export * from './dedupe.js';
+export * from './ops.js';
