@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { createApp } from '../src/app.js';
 import { type Config, linkSignerOf, loadConfig } from '../src/config.js';
 import { openDatabase, type Database } from '../src/db/client.js';
-import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { freePort, startEmbeddedPostgres, tempDatabaseDir } from '../src/db/embedded.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import type { Deps } from '../src/deps.js';
 import { createNotifyServices } from '../src/notify/services.js';
@@ -26,7 +26,7 @@ export function pgServer() {
   server ??= (async () => {
     const url = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
     if (url) return { url };
-    const pg = await startEmbeddedPostgres(mkdtempSync(join(tmpdir(), 'docrelay-bench-pg-')));
+    const pg = await startEmbeddedPostgres(tempDatabaseDir('docrelay-bench-pg-'));
     return { url: pg.url, stop: pg.stop };
   })();
   return server;

@@ -42,6 +42,15 @@ async function main(): Promise<void> {
 
   let databaseUrl = config.databaseUrl;
   let stopEmbedded: (() => Promise<void>) | undefined;
+  // A signal during start-up stops at once (the embedded database, in a process group of
+  // its own, too); once up, the service drains first (below).
+  let shutdown = async (signal: string): Promise<void> => {
+    log.info({ signal }, 'stopping during start-up');
+    await stopEmbedded?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
   if (!databaseUrl) {
     log.info({ dir: join(config.dataDir, 'postgres') }, 'DATABASE_URL unset: starting embedded PostgreSQL');
     const embedded = await startEmbeddedPostgres(join(config.dataDir, 'postgres'), (m) => log.warn(m));
@@ -74,7 +83,7 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: draining requests and jobs');
@@ -90,8 +99,6 @@ async function main(): Promise<void> {
     log.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
 main().catch((e) => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { startEmbeddedPostgres, tempDatabaseDir } from '../src/db/embedded.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'docrelay-cfg-'));
 
@@ -44,7 +44,7 @@ describe('loadConfig', () => {
 
 describe('embedded PostgreSQL', () => {
   it('keeps its data under the folder across restarts', async () => {
-    const dir = tmp();
+    const dir = tempDatabaseDir('docrelay-embedded-');
     try {
       const first = await startEmbeddedPostgres(dir);
       const a = postgres(first.url, { max: 1, onnotice: () => {} });

@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
+import { startEmbeddedPostgres, tempDatabaseDir, type EmbeddedDatabase } from '../../src/db/embedded.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import { INBOUND_SECRET } from '../helpers/context.js';
 import { makePdf, startProviderSite, type ProviderSite } from '../helpers/provider.js';
@@ -22,7 +21,7 @@ let service: ServiceProcess;
 let site: ProviderSite;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'docrelay-restart-pg-'));
+  dir = tempDatabaseDir('docrelay-restart-pg-');
   pg = await startEmbeddedPostgres(dir);
   await migrateDatabase(pg.url);
   site = await startProviderSite();

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { startEmbeddedPostgres, tempDatabaseDir } from '../../src/db/embedded.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 
 declare module 'vitest' {
@@ -24,7 +22,7 @@ export default async function setup(project: TestProject) {
   let stop: (() => Promise<void>) | undefined;
   let dir: string | undefined;
   if (!serverUrl) {
-    dir = mkdtempSync(join(tmpdir(), 'docrelay-test-pg-'));
+    dir = tempDatabaseDir('docrelay-test-pg-');
     const pg = await startEmbeddedPostgres(dir);
     serverUrl = pg.url;
     stop = pg.stop;
