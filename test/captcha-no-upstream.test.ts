@@ -58,7 +58,7 @@ it('tracks and shows due retries, requests nothing, and logs the missing URL onc
   for (const c of conns) {
     const conn = await (await ctx.request('GET', `/users/${u}/connections/${c}`)).json();
     // Still retrying, and the due time stays visible: the operator sees what would have happened.
-    expect(conn.captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: shown.get(c) });
+    expect(conn.captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: shown.get(c), upstream_errors: 0, upstream_error: null });
   }
   const told = lines.filter((l) => l.msg.includes('UPSTREAM_API_URL'));
   expect(told).toHaveLength(1);

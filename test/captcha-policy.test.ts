@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, captchaStepForSync, classifySync, isCaptchaInduced } from '../src/archive/captcha/policy.js';
+import { backoffMs, captchaStepForSync, classifySync, isCaptchaInduced, upstreamBackoffMs } from '../src/archive/captcha/policy.js';
 
 // The captcha retry rule, the pure part: no database here.
 const MIN = 60_000;
@@ -48,6 +48,15 @@ describe('backoffMs', () => {
   it('spreads connections that failed together', () => {
     const delays = new Set(Array.from({ length: 50 }, () => backoffMs(3)));
     expect(delays.size).toBeGreaterThan(40);
+  });
+});
+
+describe('upstreamBackoffMs', () => {
+  it('is 1 min × 2^(n-1) after the n-th upstream error in a row, capped at 1 h, plus up to 10 % jitter', () => {
+    const none = () => 0;
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 100].map((n) => upstreamBackoffMs(n, none))).toEqual([1, 2, 4, 8, 16, 32, 60, 60, 60].map((m) => m * MIN));
+    expect(upstreamBackoffMs(3, () => 0.5)).toBe(4.2 * MIN);
+    expect(upstreamBackoffMs(50, () => 0.999999)).toBeLessThanOrEqual(1.1 * HOUR);
   });
 });
 

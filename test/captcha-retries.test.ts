@@ -19,7 +19,7 @@ const MIN = 60_000;
 interface Call { method: string; path: string; authorization: string | undefined }
 interface Aggregator { url: string; calls: Call[]; answers: Map<string, number[]>; close(): Promise<void> }
 
-/** The aggregator: answers each PUT with the next planned status for its path, else 200. */
+/** The aggregator: answers each PUT with the next planned status for its path (0: drops the connection), else 200. */
 async function startAggregator(): Promise<Aggregator> {
   const calls: Call[] = [];
   const answers = new Map<string, number[]>();
@@ -29,6 +29,7 @@ async function startAggregator(): Promise<Aggregator> {
       const path = req.url ?? '';
       calls.push({ method: req.method ?? '', path, authorization: req.headers.authorization });
       const status = answers.get(path)?.shift() ?? 200;
+      if (status === 0) return req.socket.destroy(); // unreachable: the connection drops
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(status < 300 ? '{"state": null}' : '{"code": "internalError"}');
     });
@@ -75,7 +76,10 @@ async function setConfig(body: Record<string, string>) {
 async function connection(u: number, c: number) {
   const res = await ctx.request('GET', `/users/${u}/connections/${c}`);
   expect(res.status).toBe(200);
-  return (await res.json()) as { next_try: string | null; captcha: null | { status: string; attempts: number; next_retry_at: string | null } };
+  return (await res.json()) as {
+    next_try: string | null;
+    captcha: null | { status: string; attempts: number; next_retry_at: string | null; upstream_errors: number; upstream_error: string | null };
+  };
 }
 /** Pending captcha_resync jobs of a connection, whatever their key. */
 async function resyncJobs(c: number) {
@@ -115,7 +119,7 @@ describe('captcha-induced retries', () => {
     const f = fixture('CONNECTION_SYNCED_captcha');
     expect(await send(f)).toMatchObject({ status: 'processed' });
     const before = await connection(7, 31);
-    expect(before.captcha).toEqual({ status: 'disabled', attempts: 1, next_retry_at: null });
+    expect(before.captcha).toEqual({ status: 'disabled', attempts: 1, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     expect(before.next_try).toBe('2026-11-21T12:00:40.000Z'); // Powens' own next_try, Paris time → UTC
     expect(await resyncJobs(31)).toEqual([]);
 
@@ -131,7 +135,7 @@ describe('captcha-induced retries', () => {
     await awaitingOutcome(31);
     // Accepted: nothing is due any more until the next sync says how it went.
     const after = await connection(7, 31);
-    expect(after.captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
+    expect(after.captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     const h = await history(31);
     expect(h.map((r) => r.kind)).toEqual(['failure', 'disabled', 'scheduled', 'resync_requested']);
     expect(h[0]).toMatchObject({ attempt: 1, detail: 'The website asked for a captcha that could not be solved' });
@@ -168,16 +172,16 @@ describe('captcha-induced retries', () => {
 
     await send(captchaSync(u, c));
     const gaveUp = await connection(u, c);
-    expect(gaveUp.captcha).toEqual({ status: 'gave_up', attempts: 3, next_retry_at: null });
+    expect(gaveUp.captcha).toEqual({ status: 'gave_up', attempts: 3, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     expect(await resyncJobs(c)).toEqual([]);
     let ev = await events(c);
     expect(ev.map((e) => e.type)).toEqual(['connection.captcha_gave_up']);
     expect(ev[0].data.attempts).toBe(3);
-    expect(ev[0].data.connection).toMatchObject({ id: c, id_user: u, state: 'websiteUnavailable', captcha: { status: 'gave_up', attempts: 3, next_retry_at: null } });
+    expect(ev[0].data.connection).toMatchObject({ id: c, id_user: u, state: 'websiteUnavailable', captcha: { status: 'gave_up', attempts: 3, next_retry_at: null, upstream_errors: 0, upstream_error: null } });
 
     // Still failing afterwards: counted in the history, no new retry, no second event.
     await send(captchaSync(u, c));
-    expect((await connection(u, c)).captcha).toEqual({ status: 'gave_up', attempts: 4, next_retry_at: null });
+    expect((await connection(u, c)).captcha).toEqual({ status: 'gave_up', attempts: 4, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     expect(await resyncJobs(c)).toEqual([]);
     ev = await events(c);
     expect(ev).toHaveLength(1);
@@ -270,55 +274,49 @@ describe('captcha-induced retries', () => {
     expect(upstream.calls.filter((x) => [c1, c2, c3, c4].some((c) => x.path.endsWith(`/connections/${c}`)))).toEqual([]);
   });
 
-  it('retries an upstream error without counting it as an attempt, and logs it in the history', async () => {
-    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+  it('retries upstream errors with their own backoff (1, 2, 4… min), shows them, and never counts them nor gives up', async () => {
+    // With max_retries 2, a single upstream error counted as a captcha failure would give up.
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '2' });
     const u = ids(), c = ids();
-    upstream.answers.set(`/2.0/users/${u}/connections/${c}`, [500]);
+    const plan = [500, 0, 503, 502, 429];
+    upstream.answers.set(`/2.0/users/${u}/connections/${c}`, [...plan]);
     await send(captchaSync(u, c));
+    for (const [i, status] of plan.entries()) {
+      const n = i + 1;
+      const asked = Date.now();
+      await makeDue(c);
+      await waitFor(`request ${n}`, async () => callsFor(u, c).length === n);
+      // The job queues its next try itself: a fresh job, not graphile-worker's retry.
+      const [job] = await waitFor(`try ${n} to be queued`, async () => {
+        const jobs = await resyncJobs(c);
+        return jobs.length === 1 && !jobs[0].locked && jobs[0].attempts === 0 && (await connection(u, c)).captcha?.upstream_errors === n ? jobs : undefined;
+      });
+      expect(job.last_error).toBeNull();
+      const wait = 2 ** i * MIN;
+      expect(job.run_at_ms).toBeGreaterThanOrEqual(asked + wait);
+      expect(job.run_at_ms).toBeLessThanOrEqual(Date.now() + wait * 1.1);
+      const conn = await connection(u, c);
+      expect(conn.captcha).toEqual({
+        status: 'retrying',
+        attempts: 1,
+        next_retry_at: new Date(job.run_at_ms).toISOString(),
+        upstream_errors: n,
+        upstream_error: status === 0 ? expect.any(String) : `HTTP ${status}`,
+      });
+      expect(conn.captcha!.upstream_error).not.toContain(upstream.url); // shown to the user: no URL, no body
+    }
     await makeDue(c);
-    await waitFor('the failed request', async () => callsFor(u, c).length === 1);
-    const [failed] = await waitFor('the job to be put back', async () => {
-      const jobs = await resyncJobs(c);
-      return jobs.length === 1 && jobs[0].attempts === 1 && jobs[0].last_error ? jobs : undefined;
-    });
-    expect(failed.last_error).toContain('HTTP 500');
-    expect(failed.run_at_ms).toBeGreaterThan(Date.now()); // graphile-worker's backoff
-    expect((await connection(u, c)).captcha).toMatchObject({ status: 'retrying', attempts: 1 });
-
-    await makeDue(c);
-    await waitFor('the second request', async () => callsFor(u, c).length === 2);
+    await waitFor('the accepted request', async () => callsFor(u, c).length === plan.length + 1);
     await awaitingOutcome(c);
-    expect((await connection(u, c)).captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
+    expect((await connection(u, c)).captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     const h = await history(c);
-    expect(h.map((r) => r.kind)).toEqual(['failure', 'scheduled', 'resync_error', 'resync_requested']);
-    expect(h[2].detail).toMatch(/HTTP 500.*try 1\/10/);
-    expect(h[2].detail).not.toContain(UPSTREAM_TOKEN);
+    expect(h.map((r) => r.kind)).toEqual(['failure', 'scheduled', ...plan.map(() => 'resync_error'), 'resync_requested']);
+    expect(h[2].detail).toMatch(/HTTP 500.*error 1 in a row/);
+    expect(h.map((r) => r.detail).join()).not.toContain(UPSTREAM_TOKEN);
     expect(await events(c)).toEqual([]);
   });
 
-  it('gives up and announces it when the aggregator refuses the re-sync on every try', async () => {
-    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
-    const u = ids(), c = ids();
-    upstream.answers.set(`/2.0/users/${u}/connections/${c}`, [503, 503]);
-    await send(captchaSync(u, c));
-    // Two tries instead of ten, so the test does not go through them all.
-    expect(await rescheduleNow(ctx.deps.db, sql`key = ${captchaJobKey(c)}`, { maxAttempts: 2 })).toBe(1);
-    await waitFor('the first request', async () => callsFor(u, c).length === 1);
-    // attempts counts up when a worker takes the job: put back is when it is also unlocked.
-    await waitFor('the job to be put back', async () => {
-      const [job] = await resyncJobs(c);
-      return job?.attempts === 1 && !job.locked;
-    });
-    await makeDue(c);
-    await noPendingJob(c);
-    expect(callsFor(u, c)).toHaveLength(2);
-    expect((await connection(u, c)).captcha).toEqual({ status: 'gave_up', attempts: 1, next_retry_at: null });
-    const ev = await events(c);
-    expect(ev.map((e) => [e.type, e.data.attempts])).toEqual([['connection.captcha_gave_up', 1]]);
-    expect((await history(c)).map((r) => r.kind)).toEqual(['failure', 'scheduled', 'resync_error', 'resync_error', 'gave_up']);
-  });
-
-  it('gives up when an accepted re-sync is never reported back, and only then', async () => {
+  it('counts an accepted re-sync never reported back within 6 h as one failure, then follows the decision table', async () => {
     await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
     const u = ids(), silent = ids(), answered = ids();
     for (const c of [silent, answered]) {
@@ -328,19 +326,57 @@ describe('captcha-induced retries', () => {
     }
     // One of them hears back, with another failure: its follow-up finds a sync since the request.
     await send(otherFailure(u, answered));
+    const t0 = Date.now();
     for (const c of [silent, answered]) await makeDue(c);
-    await noPendingJob(silent);
     await noPendingJob(answered);
+    const [next] = await waitFor('the silent one\'s next retry', async () => {
+      const jobs = await resyncJobs(silent);
+      return jobs.length === 1 && jobs[0].attempts === 0 && jobs[0].run_at_ms < Date.now() + 5 * 3600_000 ? jobs : undefined;
+    });
 
-    expect((await connection(u, silent)).captcha).toEqual({ status: 'gave_up', attempts: 1, next_retry_at: null });
-    const ev = await events(silent);
-    expect(ev.map((e) => [e.type, e.data.attempts])).toEqual([['connection.captcha_gave_up', 1]]);
-    expect((await history(silent)).at(-1)).toMatchObject({ kind: 'gave_up', detail: 'no sync reported within 6 h of the accepted re-sync request' });
+    // The second attempt's backoff: 20 min.
+    expect(next.run_at_ms).toBeGreaterThanOrEqual(t0 + 20 * MIN);
+    expect(next.run_at_ms).toBeLessThanOrEqual(Date.now() + 22 * MIN);
+    expect((await connection(u, silent)).captcha).toEqual({
+      status: 'retrying', attempts: 2, next_retry_at: new Date(next.run_at_ms).toISOString(), upstream_errors: 0, upstream_error: null,
+    });
+    expect((await history(silent)).slice(-2)).toEqual([
+      { kind: 'failure', attempt: 2, detail: 'no sync reported within 6 h of the accepted re-sync request' },
+      { kind: 'scheduled', attempt: 2, detail: new Date(next.run_at_ms).toISOString() },
+    ]);
+    expect(await events(silent)).toEqual([]);
 
-    expect((await connection(u, answered)).captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null });
+    expect((await connection(u, answered)).captcha).toEqual({ status: 'retrying', attempts: 1, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     expect(await events(answered)).toEqual([]);
     expect(callsFor(u, silent)).toHaveLength(1); // the follow-up asks nothing upstream
     expect(callsFor(u, answered)).toHaveLength(1);
+
+    // Its second re-sync is accepted and silent too: with max_retries 3 that third failure gives up.
+    await setConfig({ 'captcha.max_retries': '3' });
+    await makeDue(silent);
+    await awaitingOutcome(silent);
+    await makeDue(silent);
+    await noPendingJob(silent);
+    expect((await connection(u, silent)).captcha).toEqual({ status: 'gave_up', attempts: 3, next_retry_at: null, upstream_errors: 0, upstream_error: null });
+    expect((await events(silent)).map((e) => [e.type, e.data.attempts])).toEqual([['connection.captcha_gave_up', 3]]);
+    expect(callsFor(u, silent)).toHaveLength(2);
+  });
+
+  it('with captcha.max_retries "6", the sixth captcha failure gives up after five re-syncs were requested', async () => {
+    await setConfig({ 'captcha.enabled': '1', 'captcha.max_retries': '6' });
+    const u = ids(), c = ids();
+    for (let failure = 1; failure <= 5; failure++) {
+      await send(captchaSync(u, c));
+      expect((await connection(u, c)).captcha).toMatchObject({ status: 'retrying', attempts: failure });
+      await makeDue(c);
+      await waitFor(`re-sync ${failure}`, async () => callsFor(u, c).length === failure);
+      await awaitingOutcome(c);
+    }
+    await send(captchaSync(u, c));
+    expect((await connection(u, c)).captcha).toMatchObject({ status: 'gave_up', attempts: 6 });
+    expect(await resyncJobs(c)).toEqual([]);
+    expect(callsFor(u, c)).toHaveLength(5);
+    expect((await events(c)).map((e) => [e.type, e.data.attempts])).toEqual([['connection.captcha_gave_up', 6]]);
   });
 
   it('leaves no connection disabled when the switch turns on in the middle of captcha syncs', async () => {
@@ -367,10 +403,10 @@ describe('captcha-induced retries', () => {
     await send(captchaSync(u, c));
     expect(await resyncJobs(c)).toHaveLength(1);
     await setConfig({ 'captcha.enabled': '0' });
-    expect((await connection(u, c)).captcha).toEqual({ status: 'disabled', attempts: 1, next_retry_at: null });
+    expect((await connection(u, c)).captcha).toEqual({ status: 'disabled', attempts: 1, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     expect(await resyncJobs(c)).toEqual([]);
     await send(captchaSync(u, c));
-    expect((await connection(u, c)).captcha).toEqual({ status: 'disabled', attempts: 2, next_retry_at: null });
+    expect((await connection(u, c)).captcha).toEqual({ status: 'disabled', attempts: 2, next_retry_at: null, upstream_errors: 0, upstream_error: null });
     expect(await resyncJobs(c)).toEqual([]);
     expect(callsFor(u, c)).toEqual([]);
   });

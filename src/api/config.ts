@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { applyCaptchaSwitch } from '../archive/captcha/track.js';
+import { applyCaptchaSettings } from '../archive/captcha/track.js';
 import type { Deps } from '../deps.js';
 import { newRouter } from '../http/router.js';
 import { parseSettingsUpdate, readSettings, settingDefaults, writeSettings } from '../settings.js';
@@ -48,7 +48,7 @@ export function configRoutes(deps: Deps) {
         const update = parseSettingsUpdate(await c.req.json());
         const settings = await deps.db.transaction(async (tx) => {
           await writeSettings(tx, update);
-          await applyCaptchaSwitch(tx, update);
+          await applyCaptchaSettings(tx, update);
           return readSettings(tx);
         });
         return c.json(settings, 200);

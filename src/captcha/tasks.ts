@@ -1,12 +1,14 @@
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { captchaAttempts, connections } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { captchaJobKey } from '../jobs/keys.js';
-import { addHistory, addHistoryIfPresent } from '../archive/captcha/history.js';
-import { BACKOFF_CAP_MS } from '../archive/captcha/policy.js';
-import { announce, RESYNC_MAX_ATTEMPTS } from '../archive/captcha/track.js';
+import type { Logger } from '../logger.js';
+import { readSettings } from '../settings.js';
+import { addHistoryIfPresent } from '../archive/captcha/history.js';
+import { BACKOFF_CAP_MS, upstreamBackoffMs, type SyncState } from '../archive/captcha/policy.js';
+import { holdCaptchaSwitch, RESYNC_MAX_ATTEMPTS, trackCaptcha } from '../archive/captcha/track.js';
 import { requestResync } from './upstream.js';
 
 /**
@@ -15,17 +17,21 @@ import { requestResync } from './upstream.js';
  * The job is done once the aggregator *accepted* the request: whether the captcha is gone
  * is for the next CONNECTION_SYNCED to say (trackCaptcha counts it, schedules the next
  * retry, gives up or recovers). So an accepted request clears `next_retry_at` (nothing is
- * due any more, an outcome is awaited) and an upstream error is thrown for graphile-worker
- * to retry with its backoff; it is logged in the history and does not count as an attempt.
- * When the request has failed on every try, the connection is given up (and announced)
- * rather than left `retrying` with nothing pending.
+ * due any more, an outcome is awaited).
+ *
+ * An error of the aggregator's API (unreachable, timed out, any non-2xx) is not a captcha
+ * failure: the captcha was not even tried. It is counted apart (`captcha.upstream_errors`,
+ * `upstream_error`, reset when a request is accepted), logged in the history, and the job
+ * queues its next try itself after upstreamBackoffMs (1 min doubling to 1 h), for as long
+ * as it takes: it neither counts an attempt nor gives up.
  *
  * An accepted request whose sync never reports back would leave the connection `retrying`
  * for ever, so acceptance queues a follow-up (same job key) after OUTCOME_WAIT_MS. A sync
  * that comes back replaces it (another captcha failure: the next retry) or cancels it
- * (success); if it runs and nothing came back since the request, the connection is given
- * up and announced. The job tells the two runs apart by the row: `next_retry_at` is set
- * while a retry is due and cleared once a request was accepted.
+ * (success); if it runs and nothing came back since the request, that silence counts as
+ * one captcha failure and the decision table goes on (the next retry, or gave_up at
+ * captcha.max_retries). The job tells the two runs apart by the row: `next_retry_at` is
+ * set while a retry is due and cleared once a request was accepted.
  *
  * The HTTP call is made outside any transaction (no row lock held over the network), so
  * the row is re-checked when the result is written: a sync, a config switch or an erasure
@@ -39,13 +45,14 @@ export const captchaResync: JobHandlerFactory<'captcha_resync'> = (deps) => {
   const log = deps.log.child({ task: 'captcha_resync' });
   let toldNoUpstream = false;
 
-  return async ({ connectionId }, helpers) => {
+  return async ({ connectionId }) => {
     const [conn] = await deps.db
       .select({
         userId: connections.userId,
         status: connections.captchaStatus,
         attempts: connections.captchaAttempts,
         nextRetryAt: connections.captchaNextRetryAt,
+        upstreamErrors: connections.captchaUpstreamErrors,
       })
       .from(connections)
       .where(eq(connections.id, connectionId));
@@ -55,18 +62,8 @@ export const captchaResync: JobHandlerFactory<'captcha_resync'> = (deps) => {
     const unchanged = and(eq(connections.id, connectionId), eq(connections.captchaStatus, 'retrying'), eq(connections.captchaAttempts, conn.attempts));
 
     if (conn.nextRetryAt === null) {
-      // The follow-up of an accepted request. Has any sync come back since?
-      const [last] = await deps.db
-        .select({ kind: captchaAttempts.kind })
-        .from(captchaAttempts)
-        .where(eq(captchaAttempts.connectionId, connectionId))
-        .orderBy(desc(captchaAttempts.id))
-        .limit(1);
-      if (last?.kind !== 'resync_requested') return; // yes, another failure: wait for the next sync
-      const reason = `no sync reported within ${OUTCOME_WAIT_MS / 3600_000} h of the accepted re-sync request`;
-      if (await deps.db.transaction((tx) => giveUp(tx, connectionId, unchanged, reason))) {
-        log.error({ connectionId, attempts: conn.attempts }, `captcha retries given up: ${reason}`);
-      }
+      const decision = await deps.db.transaction((tx) => countSilence(tx, connectionId, and(unchanged, isNull(connections.captchaNextRetryAt)), log));
+      if (decision) log.warn({ connectionId, attempts: conn.attempts + 1, decision: decision.kind }, `captcha re-sync counted as failed: ${SILENCE}`);
       return;
     }
 
@@ -87,40 +84,54 @@ export const captchaResync: JobHandlerFactory<'captcha_resync'> = (deps) => {
         await addHistoryIfPresent(tx, connectionId, { kind: 'resync_requested', attempt: conn.attempts, detail: `HTTP ${result.status}` });
         // Nothing is due any more, an outcome is awaited; unless a sync came in meanwhile
         // and already scheduled the next retry.
-        const moved = await tx.update(connections).set({ captchaNextRetryAt: null, updatedAt: sql`now()` }).where(unchanged).returning({ id: connections.id });
-        if (moved.length > 0) {
-          const runAt = new Date(Date.now() + OUTCOME_WAIT_MS);
-          await enqueue(tx, 'captcha_resync', { connectionId }, { jobKey: captchaJobKey(connectionId), runAt, maxAttempts: RESYNC_MAX_ATTEMPTS });
-        }
+        const moved = await tx
+          .update(connections)
+          .set({ captchaNextRetryAt: null, captchaUpstreamErrors: 0, captchaUpstreamError: null, updatedAt: sql`now()` })
+          .where(unchanged)
+          .returning({ id: connections.id });
+        if (moved.length > 0) await requeue(tx, connectionId, new Date(Date.now() + OUTCOME_WAIT_MS));
       });
       log.info({ connectionId, attempt: conn.attempts, status: result.status }, 'captcha re-sync requested');
       return;
     }
 
-    const tryNo = `${helpers.job.attempts}/${helpers.job.max_attempts}`;
-    const lastTry = helpers.job.attempts >= helpers.job.max_attempts;
-    await addHistoryIfPresent(deps.db, connectionId, { kind: 'resync_error', attempt: conn.attempts, detail: `${result.detail} (try ${tryNo})` });
-    if (!lastTry) {
-      log.warn({ connectionId, status: result.status, try: tryNo }, `captcha re-sync request failed, will retry: ${result.detail}`);
-      throw new Error(`captcha re-sync request failed: ${result.detail}`);
-    }
-    // Every try failed: escalate like a captcha that will not go away.
-    const reason = `the aggregator refused ${helpers.job.max_attempts} re-sync requests`;
-    if (await deps.db.transaction((tx) => giveUp(tx, connectionId, unchanged, reason))) {
-      log.error({ connectionId, status: result.status, try: tryNo }, `captcha retries given up: ${reason}: ${result.detail}`);
-    }
+    const errors = conn.upstreamErrors + 1;
+    const runAt = new Date(Date.now() + upstreamBackoffMs(errors));
+    await deps.db.transaction(async (tx) => {
+      await addHistoryIfPresent(tx, connectionId, { kind: 'resync_error', attempt: conn.attempts, detail: `${result.detail} (error ${errors} in a row)` });
+      const moved = await tx
+        .update(connections)
+        .set({ captchaUpstreamErrors: errors, captchaUpstreamError: result.reason, captchaNextRetryAt: runAt, updatedAt: sql`now()` })
+        .where(unchanged)
+        .returning({ id: connections.id });
+      if (moved.length > 0) await requeue(tx, connectionId, runAt);
+    });
+    log.warn({ connectionId, status: result.status, errors, next: runAt.toISOString() }, `captcha re-sync request failed, will retry: ${result.detail}`);
   };
 };
 
-/** gave_up + history + `connection.captcha_gave_up`, if the row is still as the job found it. */
-async function giveUp(tx: Tx, connectionId: number, unchanged: ReturnType<typeof and>, reason: string): Promise<boolean> {
-  const [row] = await tx
-    .update(connections)
-    .set({ captchaStatus: 'gave_up', captchaNextRetryAt: null, updatedAt: sql`now()` })
-    .where(unchanged)
-    .returning();
-  if (!row) return false;
-  const [historyId] = await addHistory(tx, connectionId, [{ kind: 'gave_up', attempt: row.captchaAttempts, detail: reason }]);
-  await announce(tx, 'connection.captcha_gave_up', row, row.captchaAttempts, historyId);
-  return true;
+/** The connection's next captcha_resync (this running job gives its key up to it). */
+const requeue = (tx: Tx, connectionId: number, runAt: Date) =>
+  enqueue(tx, 'captcha_resync', { connectionId }, { jobKey: captchaJobKey(connectionId), runAt, maxAttempts: RESYNC_MAX_ATTEMPTS });
+
+const SILENCE = `no sync reported within ${OUTCOME_WAIT_MS / 3600_000} h of the accepted re-sync request`;
+
+/**
+ * The follow-up of an accepted request found no sync since: count it as one captcha
+ * failure, as a sync reporting one would (trackCaptcha, under the same locks), if the
+ * connection is still awaiting that outcome. Returns the decision, or null.
+ */
+async function countSilence(tx: Tx, connectionId: number, awaiting: ReturnType<typeof and>, log: Logger) {
+  const silence: SyncState & { id: number } = { id: connectionId, state: 'websiteUnavailable', error_message: SILENCE, captcha_required: true };
+  await holdCaptchaSwitch(tx, silence);
+  const [row] = await tx.select({ id: connections.id }).from(connections).where(awaiting).for('update');
+  if (!row) return null;
+  const [last] = await tx
+    .select({ kind: captchaAttempts.kind })
+    .from(captchaAttempts)
+    .where(eq(captchaAttempts.connectionId, connectionId))
+    .orderBy(desc(captchaAttempts.id))
+    .limit(1);
+  if (last?.kind !== 'resync_requested') return null; // a sync came back (another failure): wait for the next one
+  return trackCaptcha(tx, silence, await readSettings(tx), { log });
 }

@@ -10,7 +10,11 @@ export interface Upstream {
   timeoutMs?: number;
 }
 
-export type ResyncResult = { ok: true; status: number } | { ok: false; status: number | null; detail: string };
+/**
+ * `reason` is short and shown in the API (`captcha.upstream_error`, user tokens included);
+ * `detail` adds the URL and the start of the answer, for the history and the log.
+ */
+export type ResyncResult = { ok: true; status: number } | { ok: false; status: number | null; reason: string; detail: string };
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -29,10 +33,10 @@ export async function requestResync(upstream: Upstream, userId: number, connecti
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
     const why = e.name === 'TimeoutError' ? 'timed out' : (e.cause?.code ?? e.cause?.message ?? e.message);
-    return { ok: false, status: null, detail: `PUT ${url}: ${why}` };
+    return { ok: false, status: null, reason: why, detail: `PUT ${url}: ${why}` };
   }
   // Read the body either way (frees the socket); keep a little of it to explain a refusal.
   const body = await res.text().catch(() => '');
   if (res.ok) return { ok: true, status: res.status };
-  return { ok: false, status: res.status, detail: `PUT ${url}: HTTP ${res.status} ${body.slice(0, 200)}`.trim() };
+  return { ok: false, status: res.status, reason: `HTTP ${res.status}`, detail: `PUT ${url}: HTTP ${res.status} ${body.slice(0, 200)}`.trim() };
 }

@@ -35,7 +35,13 @@ export function presentConnection(c: ConnectionRow) {
     next_try: iso(c.nextTry),
     active: c.active,
     captcha: c.captchaStatus
-      ? { status: c.captchaStatus as CaptchaStatus, attempts: c.captchaAttempts, next_retry_at: iso(c.captchaNextRetryAt) }
+      ? {
+          status: c.captchaStatus as CaptchaStatus,
+          attempts: c.captchaAttempts,
+          next_retry_at: iso(c.captchaNextRetryAt),
+          upstream_errors: c.captchaUpstreamErrors,
+          upstream_error: c.captchaUpstreamError,
+        }
       : null,
   } satisfies ConnectionJson;
 }

@@ -18,7 +18,14 @@ export const ConnectionSchema = z
     next_try: isoDate,
     active: z.boolean(),
     captcha: z
-      .object({ status: z.enum(['disabled', 'retrying', 'gave_up']), attempts: z.number().int(), next_retry_at: isoDate })
+      .object({
+        status: z.enum(['disabled', 'retrying', 'gave_up']),
+        /** Captcha-induced failures of this run (the count captcha.max_retries bounds). */
+        attempts: z.number().int(),
+        next_retry_at: isoDate,
+        upstream_errors: z.number().int().openapi({ description: "re-sync requests in a row that the aggregator's API refused or did not answer; retried, never counted as attempts" }),
+        upstream_error: z.string().nullable().openapi({ description: 'the last of them, until a request is accepted' }),
+      })
       .nullable(),
   })
   .openapi('Connection');

@@ -42,9 +42,25 @@ export const BACKOFF_JITTER = 0.1;
  * for everybody) do not all come back at the same second. `random` is in [0, 1).
  */
 export function backoffMs(attempt: number, random: () => number = Math.random): number {
-  const n = Math.max(1, Math.floor(attempt));
-  // 2^(n-1) overflows nothing before the cap: 10 min × 2^6 > 6 h already.
-  const base = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(n - 1, 30), BACKOFF_CAP_MS);
+  return doubling(BACKOFF_BASE_MS, BACKOFF_CAP_MS, attempt, random);
+}
+
+export const UPSTREAM_BACKOFF_BASE_MS = 60_000;
+export const UPSTREAM_BACKOFF_CAP_MS = 3600_000;
+
+/**
+ * Wait after the n-th re-sync request in a row that the aggregator's API refused or did
+ * not answer: `min(1 min × 2^(n-1), 1 h)` plus up to 10 % jitter. Not a captcha failure
+ * (the captcha was not even tried): retried for as long as it takes, never counted.
+ */
+export function upstreamBackoffMs(errors: number, random: () => number = Math.random): number {
+  return doubling(UPSTREAM_BACKOFF_BASE_MS, UPSTREAM_BACKOFF_CAP_MS, errors, random);
+}
+
+function doubling(baseMs: number, capMs: number, n: number, random: () => number): number {
+  const k = Math.max(1, Math.floor(n));
+  // 2^(k-1) overflows nothing before the cap: the exponent is bounded.
+  const base = Math.min(baseMs * 2 ** Math.min(k - 1, 30), capMs);
   return Math.round(base + base * BACKOFF_JITTER * Math.min(Math.max(random(), 0), 1));
 }
 

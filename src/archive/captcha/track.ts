@@ -1,35 +1,35 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, gte, sql, type SQL } from 'drizzle-orm';
 import { presentConnection } from '../../present/presenters.js';
 import type { Tx } from '../../db/client.js';
-import { connections } from '../../db/schema/index.js';
+import { captchaAttempts, connections } from '../../db/schema/index.js';
 import { recordEvents } from '../../events/record.js';
 import { enqueue, enqueueMany } from '../../jobs/enqueue.js';
 import { captchaJobKey, removeJobs } from '../../jobs/keys.js';
 import type { Logger } from '../../logger.js';
-import type { Settings } from '../../settings.js';
+import { readSettings, type Settings } from '../../settings.js';
 import { addHistory, type HistoryKind } from './history.js';
 import { captchaStepForSync, classifySync, isCaptchaInduced, type CaptchaStatus, type SyncState } from './policy.js';
 
 /**
  * Captcha tracking in the caller's transaction: the CONNECTION_SYNCED
- * transaction (trackCaptcha) and the POST /config one (applyCaptchaSwitch). Rows, history,
+ * transaction (trackCaptcha) and the POST /config one (applyCaptchaSettings). Rows, history,
  * re-sync job and events commit together with the sync or the config change, or not at all.
  */
 
 /**
- * How many times one re-sync request is tried against the aggregator before the
- * connection is given up. graphile-worker waits e^n seconds after failed try n
- * (`exp(least(attempts, 10))`): the 9 waits before the 10th try add up to about 3.6 h
- * (12,817 s; the last one alone is 2.25 h).
+ * Tries of one captcha_resync job on our own errors (the database away). The aggregator's
+ * errors are not thrown: the job records them and queues its next try itself, with its own
+ * backoff and for as long as it takes (captcha/tasks.ts).
  */
 export const RESYNC_MAX_ATTEMPTS = 10;
 
 /**
- * A sync reads `captcha.enabled` and may then write `disabled`; the config change turning
- * it on moves every `disabled` connection to `retrying`. Without a lock, a sync that read
- * "0" just before the change committed would write `disabled` just after it, and that
- * connection would never be retried. So captcha syncs hold this lock shared and the switch
- * holds it exclusive. Syncs take it *before* they lock their connection row: the switch
+ * A sync reads `captcha.enabled` and `captcha.max_retries` and then writes its decision;
+ * the config change turning it on moves every `disabled` connection to `retrying`. Without
+ * a lock, a sync that read "0" just before the change committed would write `disabled`
+ * just after it, and that connection would never be retried (likewise a retry scheduled
+ * under a limit just lowered). So captcha syncs hold this lock shared and a change of
+ * either key holds it exclusive. Syncs take it *before* they lock their connection row: the switch
  * updates connection rows while holding it, and the other order could deadlock.
  */
 const SWITCH_LOCK = sql`${0x646f6372}::int, ${0x63617074}::int`; // "docr", "capt"
@@ -72,7 +72,14 @@ export async function trackCaptcha(
   const update = (set: { status: CaptchaStatus | null; attempts: number; nextRetryAt: Date | null }) =>
     tx
       .update(connections)
-      .set({ captchaStatus: set.status, captchaAttempts: set.attempts, captchaNextRetryAt: set.nextRetryAt, updatedAt: sql`now()` })
+      .set({
+        captchaStatus: set.status,
+        captchaAttempts: set.attempts,
+        captchaNextRetryAt: set.nextRetryAt,
+        // The upstream trouble of a run ends with it.
+        ...(set.status === null ? { captchaUpstreamErrors: 0, captchaUpstreamError: null } : {}),
+        updatedAt: sql`now()`,
+      })
       .where(eq(connections.id, conn.id))
       .returning();
   const cancelJob = () => removeJobs(tx, [captchaJobKey(conn.id)]);
@@ -138,44 +145,78 @@ export async function announce(
   attempts: number,
   historyId: number,
 ): Promise<void> {
-  await recordEvents(tx, [
-    { type, dedupeKey: `${type}:${row.id}:${historyId}`, userId: row.userId, connectionId: row.id, data: { connection: presentConnection(row), attempts } },
-  ]);
+  await recordEvents(tx, [captchaEvent(type, row, attempts, historyId)]);
+}
+
+function captchaEvent(type: 'connection.captcha_gave_up' | 'connection.recovered', row: typeof connections.$inferSelect, attempts: number, historyId: number) {
+  return { type, dedupeKey: `${type}:${row.id}:${historyId}`, userId: row.userId, connectionId: row.id, data: { connection: presentConnection(row), attempts } };
 }
 
 /**
- * POST /config changed `captcha.enabled` (call in its transaction, after writing it).
- * "1": every `disabled` connection is retried at once. "0": pending retries stop and their
- * connections show `disabled`. Set-based, whatever the number of connections.
+ * POST /config changed `captcha.enabled` or `captcha.max_retries` (call in its
+ * transaction, after writing them): the connections move to where the decision table puts
+ * them under the new settings. Set-based, whatever the number of connections.
+ * - enabled "0": pending retries stop and their connections show `disabled`;
+ * - enabled "1": every `disabled` and `gave_up` connection is retried at once (an operator
+ *   who switches it on again means "try again"), its count of attempts kept;
+ * - max_retries (retries on): a `gave_up` connection whose attempts are now below it is
+ *   retried at once; a `retrying` one whose attempts reach it is given up now, its pending
+ *   re-sync removed and `connection.captcha_gave_up` sent, as its last failure would have
+ *   done under that limit. (Both keys at once: the switch wins, nothing is given up.)
  */
-export async function applyCaptchaSwitch(tx: Tx, update: Partial<Settings>): Promise<void> {
+export async function applyCaptchaSettings(tx: Tx, update: Partial<Settings>): Promise<void> {
   const enabled = update['captcha.enabled'];
-  if (enabled === undefined) return;
+  const maxRetries = update['captcha.max_retries'];
+  if (enabled === undefined && maxRetries === undefined) return;
   await tx.execute(sql`select pg_advisory_xact_lock(${SWITCH_LOCK})`);
-  if (enabled === '1') {
-    const ids = await moveConnections(tx, 'disabled', 'retrying', 'scheduled', 'captcha.enabled turned to "1": retry at once');
-    await enqueueMany(
-      tx,
-      'captcha_resync',
-      ids.map((id) => ({ payload: { connectionId: id }, jobKey: captchaJobKey(id) })),
-      { maxAttempts: RESYNC_MAX_ATTEMPTS },
-    );
-  } else {
-    const ids = await moveConnections(tx, 'retrying', 'disabled', 'disabled', 'captcha.enabled turned to "0": pending retry cancelled');
+  if (enabled === '0') {
+    const ids = await moveConnections(tx, sql`captcha_status = 'retrying'`, 'disabled', 'disabled', 'captcha.enabled turned to "0": pending retry cancelled');
     await removeJobs(tx, ids.map(captchaJobKey));
+    return;
   }
+  const settings = await readSettings(tx);
+  if (settings['captcha.enabled'] !== '1') return; // a new limit while retries are off: nothing is retried, nothing given up
+  const max = Number(settings['captcha.max_retries']);
+  const retried =
+    enabled === '1'
+      ? await moveConnections(tx, sql`captcha_status in ('disabled', 'gave_up')`, 'retrying', 'scheduled', 'captcha.enabled turned to "1": retry at once')
+      : await moveConnections(tx, sql`captcha_status = 'gave_up' and captcha_attempts < ${max}`, 'retrying', 'scheduled', `captcha.max_retries raised to ${max}: retry at once`);
+  await enqueueMany(
+    tx,
+    'captcha_resync',
+    retried.map((id) => ({ payload: { connectionId: id }, jobKey: captchaJobKey(id) })),
+    { maxAttempts: RESYNC_MAX_ATTEMPTS },
+  );
+  if (enabled === undefined) await giveUpAtLimit(tx, max);
+}
+
+/** Every `retrying` connection with `max` attempts or more gives up now (see applyCaptchaSettings). */
+async function giveUpAtLimit(tx: Tx, max: number): Promise<void> {
+  const rows = await tx
+    .update(connections)
+    .set({ captchaStatus: 'gave_up', captchaNextRetryAt: null, updatedAt: sql`now()` })
+    .where(and(eq(connections.captchaStatus, 'retrying'), gte(connections.captchaAttempts, max)))
+    .returning();
+  if (rows.length === 0) return;
+  await removeJobs(tx, rows.map((r) => captchaJobKey(r.id)));
+  const history = await tx
+    .insert(captchaAttempts)
+    .values(rows.map((r) => ({ connectionId: r.id, kind: 'gave_up', attempt: r.captchaAttempts, detail: `captcha.max_retries lowered to ${max}` })))
+    .returning({ id: captchaAttempts.id, connectionId: captchaAttempts.connectionId });
+  const historyOf = new Map(history.map((h) => [h.connectionId, h.id]));
+  await recordEvents(tx, rows.map((r) => captchaEvent('connection.captcha_gave_up', r, r.captchaAttempts, historyOf.get(r.id)!)));
 }
 
 /**
- * Every connection in captcha status `from` goes to `to` (due at once when retrying, nothing
+ * Every connection that `where` selects goes to `to` (due at once when retrying, nothing
  * due when disabled), with a history row saying why; returns their ids.
  */
-async function moveConnections(tx: Tx, from: CaptchaStatus, to: CaptchaStatus, kind: HistoryKind, detail: string): Promise<number[]> {
+async function moveConnections(tx: Tx, where: SQL, to: CaptchaStatus, kind: HistoryKind, detail: string): Promise<number[]> {
   const rows = await tx.execute<{ id: number }>(sql`
     with moved as (
       update connections
       set captcha_status = ${to}, captcha_next_retry_at = case when ${to} = 'retrying' then now() end, updated_at = now()
-      where captcha_status = ${from}
+      where ${where}
       returning id, captcha_attempts
     ),
     noted as (

@@ -59,6 +59,10 @@ export const connections = pgTable(
     captchaStatus: text('captcha_status'),
     captchaAttempts: integer('captcha_attempts').notNull().default(0),
     captchaNextRetryAt: ts('captcha_next_retry_at'),
+    /** Re-sync requests the aggregator's API refused or never answered, in a row (not attempts). */
+    captchaUpstreamErrors: integer('captcha_upstream_errors').notNull().default(0),
+    /** The last of them, until a request is accepted. */
+    captchaUpstreamError: text('captcha_upstream_error'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
