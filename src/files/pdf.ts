@@ -16,6 +16,13 @@ const THUMB_WIDTH = 300;
 /** A thumbnail is not worth more than this many pixels, whatever the page's proportions. */
 const MAX_THUMB_HEIGHT = 1200;
 
+/** The thumbnail of a page or an image of this size: 300 wide, at most 1200 high. */
+export function thumbnailSize(width: number, height: number, opts: { upscale: boolean }): { width: number; height: number; scale: number } {
+  let scale = Math.min(THUMB_WIDTH / width, MAX_THUMB_HEIGHT / height);
+  if (!opts.upscale) scale = Math.min(scale, 1);
+  return { width: Math.max(1, Math.ceil(width * scale)), height: Math.max(1, Math.ceil(height * scale)), scale };
+}
+
 interface CanvasAndContext {
   canvas: { toBuffer(mime: 'image/png'): Buffer };
   context: unknown;
@@ -39,10 +46,10 @@ export async function pdfThumbnail(data: Uint8Array, opts: { maxImageSize?: numb
   try {
     const page = await doc.getPage(1);
     const unit = page.getViewport({ scale: 1 });
-    const scale = Math.min(THUMB_WIDTH / unit.width, MAX_THUMB_HEIGHT / unit.height);
-    const viewport = page.getViewport({ scale });
+    const size = thumbnailSize(unit.width, unit.height, { upscale: true });
+    const viewport = page.getViewport({ scale: size.scale });
     const factory = (doc as unknown as { canvasFactory: { create(w: number, h: number): CanvasAndContext } }).canvasFactory;
-    const cc = factory.create(Math.max(1, Math.ceil(viewport.width)), Math.max(1, Math.ceil(viewport.height)));
+    const cc = factory.create(size.width, size.height);
     await page.render({ canvasContext: cc.context, canvas: cc.canvas, viewport } as never).promise;
     return cc.canvas.toBuffer('image/png');
   } finally {

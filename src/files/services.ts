@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
 import { HtmlRenderer } from './chromium.js';
 import { createFetchDispatcher, defaultFetchLimits, type FetchLimits } from './fetch.js';
-import { defaultThumbnailLimits, PdfThumbnailer, type ThumbnailLimits } from './thumbnails.js';
+import { defaultThumbnailLimits, Thumbnailer, type ThumbnailLimits } from './thumbnails.js';
 
 /**
  * What the file job holds open between jobs: the headless Chromium, the thumbnail thread
@@ -16,6 +16,8 @@ export interface FileServices {
   limits: FetchLimits;
   /** A PNG of a PDF's first page, drawn in a worker thread with limits. */
   pdfThumbnail(data: Uint8Array): Promise<Buffer>;
+  /** A PNG thumbnail of a PNG or JPEG (files/image.ts), in the same thread, with the same limits. */
+  imageThumbnail(data: Uint8Array): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -26,12 +28,13 @@ export function createFileServices(
 ): FileServices {
   const limits = defaultFetchLimits(config.fileMaxBytes, config.fetchAllowPrivateNetworks);
   const downloads = createFetchDispatcher(limits);
-  const thumbnailer = new PdfThumbnailer(thumbnailLimits);
+  const thumbnailer = new Thumbnailer(thumbnailLimits);
   return {
     renderer,
     downloads,
     limits,
-    pdfThumbnail: (data) => thumbnailer.thumbnail(data),
+    pdfThumbnail: (data) => thumbnailer.thumbnail('pdf', data),
+    imageThumbnail: (data) => thumbnailer.thumbnail('image', data),
     close: async () => {
       await Promise.all([renderer.close(), downloads.close(), thumbnailer.close()]);
     },

@@ -11,6 +11,7 @@ import { announceJobKey, fileJobKey } from '../jobs/keys.js';
 import { download, FetchError, type Downloaded } from './fetch.js';
 import type { FileServices } from './services.js';
 import { sniffFile } from './sniff.js';
+import { IMAGE_TYPES } from './thumbnails.js';
 import { PgBlobStore, type BlobInfo, type BlobStore } from '../blobs/store.js';
 
 /**
@@ -105,7 +106,7 @@ export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps
 async function blobsOfDownload(
   file: Downloaded,
   forcePdf: boolean,
-  { renderer, pdfThumbnail }: FileServices,
+  { renderer, pdfThumbnail, imageThumbnail }: FileServices,
   warn: (msg: string, err: unknown) => void,
 ): Promise<Outcome> {
   const sniffed = await sniffFile(file.path);
@@ -149,6 +150,14 @@ async function blobsOfDownload(
       // A PDF pdf.js cannot draw (damaged, encrypted, past the thumbnail's limits) is still
       // the provider's file.
       warn('PDF thumbnail failed; the file is kept without one', err);
+      return { main: downloaded };
+    }
+  }
+  if (IMAGE_TYPES.has(sniffed.mime)) {
+    try {
+      return { main: downloaded, thumbnail: bufferBlob(await imageThumbnail(await readFile(file.path)), 'image/png') };
+    } catch (err) {
+      warn('image thumbnail failed; the file is kept without one', err); // e.g. more pixels than the limit
       return { main: downloaded };
     }
   }

@@ -3,17 +3,18 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 /**
- * PDF thumbnails drawn away from the job's thread. A small PDF can hold an image of
- * 30000 × 30000 pixels that decodes to gigabytes, or a page that takes minutes to draw;
+ * PDF and image thumbnails drawn away from the job's thread. A small PDF can hold an image
+ * of 30000 × 30000 pixels that decodes to gigabytes, or a page that takes minutes to draw;
  * pdf.js on the worker's main thread would take the whole service down with it. So each
  * thumbnail is drawn in a worker thread, with
- * - pdf.js's `maxImageSize`: a larger image is left out of the drawing, never decoded;
+ * - `maxImageSize`: pdf.js leaves a larger image out of the drawing, never decoded, and a
+ *   PNG or JPEG declaring more pixels is refused before decoding (image.ts);
  * - a memory cap (`resourceLimits`): past it the thread dies, not the process;
  * - a time limit: past it the thread is terminated.
  * Any of those ends in a rejection, and the file is kept without a thumbnail.
  */
 export interface ThumbnailLimits {
-  /** Pixels of the largest image pdf.js decodes (width × height). */
+  /** Pixels of the largest image decoded (width × height), in a PDF or as a PNG/JPEG document. */
   maxImageSize: number;
   /** The thread's V8 heap (MiB). */
   maxHeapMb: number;
@@ -38,14 +39,18 @@ const workerSource: [string | URL, { eval?: boolean }] = workerFile.pathname.end
  * One long-lived thread, started on first use, draws the thumbnails one after the other;
  * a thread that dies (memory cap) or is stopped (time limit) is replaced for the next.
  */
-export class PdfThumbnailer {
+export type ThumbnailKind = 'pdf' | 'image';
+/** The image types drawn as 'image' (files/image.ts); TIFF, which @napi-rs/canvas cannot decode, is not one. */
+export const IMAGE_TYPES: ReadonlySet<string> = new Set(['image/png', 'image/jpeg']);
+
+export class Thumbnailer {
   private worker?: { thread: Worker; ready: Promise<void> };
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly limits: ThumbnailLimits = defaultThumbnailLimits) {}
 
-  thumbnail(data: Uint8Array): Promise<Buffer> {
-    const drawn = this.queue.then(() => this.draw(data));
+  thumbnail(kind: ThumbnailKind, data: Uint8Array): Promise<Buffer> {
+    const drawn = this.queue.then(() => this.draw(kind, data));
     this.queue = drawn.catch(() => {});
     return drawn;
   }
@@ -56,7 +61,7 @@ export class PdfThumbnailer {
     await w?.thread.terminate();
   }
 
-  private async draw(data: Uint8Array): Promise<Buffer> {
+  private async draw(kind: ThumbnailKind, data: Uint8Array): Promise<Buffer> {
     const current = (this.worker ??= this.start());
     const worker = current.thread;
     try {
@@ -91,7 +96,7 @@ export class PdfThumbnailer {
         done(new ThumbnailError(`thumbnail took longer than ${this.limits.timeoutMs} ms`));
       }, this.limits.timeoutMs);
       worker.on('message', onMessage).once('error', onError).once('exit', onExit);
-      worker.postMessage({ data, maxImageSize: this.limits.maxImageSize });
+      worker.postMessage({ kind, data, maxImageSize: this.limits.maxImageSize });
     });
   }
 
