@@ -47,6 +47,9 @@ const EnvSchema = z.object({
   OPS_WEBHOOK_URL: optionalUrl,
   OPS_WEBHOOK_SECRET: optionalString.pipe(z.string().regex(/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/, 'whsec_ and base64, as an endpoint secret').optional()),
   OPS_EMAIL: optionalString.pipe(z.email().optional()),
+  RETAIN_DELIVERIES_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  RETAIN_EVENTS_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  RETAIN_INBOUND_KEYS_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -88,6 +91,8 @@ export interface Config {
   metricsPort?: number;
   /** Where operational events go (notify/ops-events.ts); none of them set: nowhere. */
   ops: { webhookUrl?: string; webhookSecret?: string; email?: string };
+  /** Days kept by prune_retention (retention/prune.ts). */
+  retentionDays: { deliveries: number; events: number; inboundKeys: number };
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
@@ -163,6 +168,7 @@ export function loadConfig(
     webhookTimezone: e.WEBHOOK_TIMEZONE,
     metricsPort: e.METRICS_PORT,
     ops: { webhookUrl: e.OPS_WEBHOOK_URL, webhookSecret: e.OPS_WEBHOOK_SECRET, email: e.OPS_EMAIL },
+    retentionDays: { deliveries: e.RETAIN_DELIVERIES_DAYS, events: e.RETAIN_EVENTS_DAYS, inboundKeys: e.RETAIN_INBOUND_KEYS_DAYS },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -8,6 +8,7 @@ import { sweepStuckFiles } from './files/sweep.js';
 import { fetchDocumentFile } from './files/tasks.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
+import { pruneRetentionTask } from './retention/prune.js';
 import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDocumentEmail, sendOpsEmail, sendOpsWebhook, sweepStrandedMessages } from './notify/tasks.js';
 
 /** The task list: one handler per catalog entry (the type makes a missing one a compile error). */
@@ -23,6 +24,7 @@ const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
   send_ops_webhook: sendOpsWebhook,
   send_ops_email: sendOpsEmail,
   captcha_resync: captchaResync,
+  prune_retention: pruneRetentionTask,
 };
 
 export function buildTaskList(deps: Deps): TaskList {
@@ -83,7 +85,7 @@ export async function startWorker(
     logger,
     events,
     // Periodic tasks; graphile-worker makes sure one worker runs each tick.
-    crontab: '*/5 * * * * sweep_stranded_messages\n*/5 * * * * sweep_stuck_files',
+    crontab: '*/5 * * * * sweep_stranded_messages\n*/5 * * * * sweep_stuck_files\n17 * * * * prune_retention',
     preset: {
       worker: {
         // Batched completion and failure: graphile-worker then retries them with backoff

@@ -25,6 +25,8 @@ export const jobCatalog = {
   sweep_stranded_messages: z.object({}).loose(),
   /** Every 5 minutes (cron): fail the files whose job keeps dying with its worker (files/sweep.ts). */
   sweep_stuck_files: z.object({}).loose(),
+  /** Every hour (cron): delete what is past its retention period (retention/prune.ts). */
+  prune_retention: z.object({}).loose(),
   /** Svix API mode: hand one event to Svix, which fans it out to the mirrored endpoints. */
   publish_event: z.object({ eventId: z.string() }),
   /** Mail one announced document to its user. */

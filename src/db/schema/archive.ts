@@ -158,12 +158,17 @@ export const erasures = pgTable(
 );
 
 /** Inbound idempotency: one row per processed delivery key. */
-export const inboundDeliveries = pgTable('inbound_deliveries', {
-  key: text('key').primaryKey(),
-  event: text('event').notNull(),
-  outcome: text('outcome').notNull(),
-  receivedAt: ts('received_at').notNull().defaultNow(),
-});
+export const inboundDeliveries = pgTable(
+  'inbound_deliveries',
+  {
+    key: text('key').primaryKey(),
+    event: text('event').notNull(),
+    outcome: text('outcome').notNull(),
+    receivedAt: ts('received_at').notNull().defaultNow(),
+  },
+  // The operator page's last 24 hours, and prune_retention.
+  (t) => [index('inbound_deliveries_received_at_idx').on(t.receivedAt)],
+);
 
 /** Powens-style configuration keys (`/config`); defaults live in code. */
 export const settings = pgTable('settings', {

@@ -20,5 +20,5 @@ export const captchaAttempts = pgTable(
     detail: text('detail'),
     at: ts('at').notNull().defaultNow(),
   },
-  (t) => [index('captcha_attempts_connection_idx').on(t.connectionId, t.at)],
+  (t) => [index('captcha_attempts_connection_idx').on(t.connectionId, t.at), index('captcha_attempts_at_idx').on(t.at)],
 );

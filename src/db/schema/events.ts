@@ -33,7 +33,12 @@ export const events = pgTable(
     data: jsonb('data').notNull(),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [index('events_user_id_idx').on(t.userId), index('events_connection_id_idx').on(t.connectionId)],
+  (t) => [
+    index('events_user_id_idx').on(t.userId),
+    index('events_connection_id_idx').on(t.connectionId),
+    // prune_retention takes the oldest first.
+    index('events_created_at_idx').on(t.createdAt),
+  ],
 );
 
 /** A replaced endpoint secret that still signs until `expiresAt` (ISO 8601). */
@@ -82,7 +87,14 @@ export const messages = pgTable(
     nextAttemptAt: ts('next_attempt_at'),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [unique('messages_event_endpoint_uq').on(t.eventId, t.endpointId), index('messages_endpoint_idx').on(t.endpointId, t.status)],
+  (t) => [
+    unique('messages_event_endpoint_uq').on(t.eventId, t.endpointId),
+    index('messages_endpoint_idx').on(t.endpointId, t.status),
+    // The stranded-message sweep (notify/sweep.ts) reads pending messages late on this
+    // expression: only the few pending ones are in this index, not the millions delivered.
+    index('messages_pending_due_idx').on(sql`coalesce(${t.nextAttemptAt}, ${t.createdAt})`).where(sql`status = 'pending'`),
+    index('messages_created_at_idx').on(t.createdAt),
+  ],
 );
 
 /**
@@ -110,7 +122,11 @@ export const deliveryAttempts = pgTable(
     response: text('response'),
     at: ts('at').notNull().defaultNow(),
   },
-  (t) => [index('delivery_attempts_endpoint_idx').on(t.endpointId, t.at)],
+  (t) => [
+    index('delivery_attempts_endpoint_idx').on(t.endpointId, t.at),
+    // A cascading foreign key: every message deleted (erasure, retention) looks its attempts up.
+    index('delivery_attempts_message_id_idx').on(t.messageId),
+  ],
 );
 
 /** Per-user email delivery (`/users/{u}/email-delivery`). */
@@ -125,24 +141,29 @@ export const emailSettings = pgTable('email_settings', {
 });
 
 /** One mail per announced document; the unique key keeps retries from sending twice. */
-export const emailDeliveries = pgTable('email_deliveries', {
-  // Erasing the document (connection, user) erases the record of its mail and address too.
-  documentId: bigint('document_id', { mode: 'number' })
-    .primaryKey()
-    .references(() => documents.id, { onDelete: 'cascade' }),
-  userId: bigint('user_id', { mode: 'number' }).notNull(),
-  to: text('to').notNull(),
-  messageId: text('message_id').notNull(),
-  /** 'pending' | 'sending' (an attempt under way, recorded before the SMTP exchange) | 'sent' | 'failed' */
-  status: text('status').notNull(),
-  error: text('error'),
-  attempts: integer('attempts').notNull().default(0),
-  /**
-   * An attempt's outcome was unknown (the worker stopped while it was `sending`, perhaps
-   * after the SMTP server had accepted it) and the mail was sent again, with the same
-   * Message-ID: the recipient may have two copies (clients that collapse by Message-ID show one).
-   */
-  possibleDuplicate: boolean('possible_duplicate').notNull().default(false),
-  sentAt: ts('sent_at'),
-  updatedAt: ts('updated_at').notNull().defaultNow(),
-});
+export const emailDeliveries = pgTable(
+  'email_deliveries',
+  {
+    // Erasing the document (connection, user) erases the record of its mail and address too.
+    documentId: bigint('document_id', { mode: 'number' })
+      .primaryKey()
+      .references(() => documents.id, { onDelete: 'cascade' }),
+    userId: bigint('user_id', { mode: 'number' }).notNull(),
+    to: text('to').notNull(),
+    messageId: text('message_id').notNull(),
+    /** 'pending' | 'sending' (an attempt under way, recorded before the SMTP exchange) | 'sent' | 'failed' */
+    status: text('status').notNull(),
+    error: text('error'),
+    attempts: integer('attempts').notNull().default(0),
+    /**
+     * An attempt's outcome was unknown (the worker stopped while it was `sending`, perhaps
+     * after the SMTP server had accepted it) and the mail was sent again, with the same
+     * Message-ID: the recipient may have two copies (clients that collapse by Message-ID show one).
+     */
+    possibleDuplicate: boolean('possible_duplicate').notNull().default(false),
+    sentAt: ts('sent_at'),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  // The operator page's last 24 hours, and prune_retention.
+  (t) => [index('email_deliveries_updated_at_idx').on(t.updatedAt)],
+);
