@@ -77,6 +77,41 @@ export const MessagePage: FC<{ title: string; text: string }> = ({ title, text }
 
 const Csrf: FC<{ token: string }> = ({ token }) => <input type="hidden" name="_csrf" value={token} />;
 
+/** A one-button form (CSRF-protected POST); `description` names the action for screen readers. */
+const PostButton: FC<{ action: string; csrf: string; label: string; description: string }> = (p) => (
+  <form class="inline" method="post" action={p.action}>
+    <Csrf token={p.csrf} />
+    <button type="submit" aria-label={p.description}>
+      {p.label}
+    </button>
+  </form>
+);
+
+const hasRows = (c: Child): boolean => (Array.isArray(c) ? c.some(hasRows) : c != null && c !== false);
+
+/**
+ * A data table that scrolls sideways on a narrow screen. Named by the heading `labelledBy`
+ * or by a caption for screen readers; with `empty`, that text stands instead of an empty table.
+ */
+const Table: FC<{ labelledBy?: string; caption?: string; columns: Child[]; empty?: string; children?: Child }> = (p) =>
+  p.empty !== undefined && !hasRows(p.children) ? (
+    <p class="muted">{p.empty}</p>
+  ) : (
+    <div class="table">
+      <table aria-labelledby={p.labelledBy}>
+        {p.caption ? <caption class="sr-only">{p.caption}</caption> : null}
+        <thead>
+          <tr>
+            {p.columns.map((col) => (
+              <th scope="col">{col}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{p.children}</tbody>
+      </table>
+    </div>
+  );
+
 const series: { key: keyof Flow; label: string; color: string }[] = [
   { key: 'webhooks', label: 'webhooks in', color: '#0969da' },
   { key: 'documents', label: 'documents added', color: '#8250df' },
@@ -161,79 +196,36 @@ const ConnectionsSection: FC<{ c: ConnectionsView }> = ({ c }) => (
   <section aria-labelledby="connections">
     <h2 id="connections">Connections</h2>
     {c.byState.length === 0 ? <p class="muted">No connections yet.</p> : null}
-    <div class="table">
-      <table>
-        <caption class="sr-only">Connections by state</caption>
-        <thead>
-          <tr>
-            <th scope="col">State</th>
-            <th scope="col">Count</th>
-          </tr>
-        </thead>
-        <tbody>
-          {c.byState.map((s) => (
-            <tr>
-              <td>{s.state}</td>
-              <td class="num">{s.n}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table caption="Connections by state" columns={['State', 'Count']}>
+      {c.byState.map((s) => (
+        <tr>
+          <td>{s.state}</td>
+          <td class="num">{s.n}</td>
+        </tr>
+      ))}
+    </Table>
     <h3 id="captcha-retrying">Captcha retries due</h3>
-    {c.retrying.length === 0 ? (
-      <p class="muted">None.</p>
-    ) : (
-      <div class="table">
-        <table aria-labelledby="captcha-retrying">
-          <thead>
-            <tr>
-              <th scope="col">Connection</th>
-              <th scope="col">User</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Next retry</th>
-            </tr>
-          </thead>
-          <tbody>
-            {c.retrying.map((r) => (
-              <tr data-connection={r.id}>
-                <td>{r.id}</td>
-                <td>{r.userId}</td>
-                <td class="num">{r.attempts}</td>
-                <td>{when(r.nextRetryAt)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    )}
+    <Table labelledBy="captcha-retrying" columns={['Connection', 'User', 'Attempts', 'Next retry']} empty="None.">
+      {c.retrying.map((r) => (
+        <tr data-connection={r.id}>
+          <td>{r.id}</td>
+          <td>{r.userId}</td>
+          <td class="num">{r.attempts}</td>
+          <td>{when(r.nextRetryAt)}</td>
+        </tr>
+      ))}
+    </Table>
     <h3 id="captcha-gave-up">Gave up after captchas</h3>
-    {c.gaveUp.length === 0 ? (
-      <p class="muted">None.</p>
-    ) : (
-      <div class="table">
-        <table aria-labelledby="captcha-gave-up">
-          <thead>
-            <tr>
-              <th scope="col">Connection</th>
-              <th scope="col">User</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Since</th>
-            </tr>
-          </thead>
-          <tbody>
-            {c.gaveUp.map((r) => (
-              <tr data-connection={r.id}>
-                <td>{r.id}</td>
-                <td>{r.userId}</td>
-                <td class="num">{r.attempts}</td>
-                <td>{when(r.since)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    )}
+    <Table labelledBy="captcha-gave-up" columns={['Connection', 'User', 'Attempts', 'Since']} empty="None.">
+      {c.gaveUp.map((r) => (
+        <tr data-connection={r.id}>
+          <td>{r.id}</td>
+          <td>{r.userId}</td>
+          <td class="num">{r.attempts}</td>
+          <td>{when(r.since)}</td>
+        </tr>
+      ))}
+    </Table>
   </section>
 );
 
@@ -280,38 +272,20 @@ const EndpointsSection: FC<{ endpoints: EndpointView[] | null; csrf: string }> =
               <button type="submit">Enable</button>
             </form>
           ) : null}
-          {e.deliveries.length === 0 ? (
-            <p class="muted">No delivery attempts yet.</p>
-          ) : (
-            <div class="table">
-              <table>
-                <caption class="sr-only">Last delivery attempts to {e.url}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">At</th>
-                    <th scope="col">Event</th>
-                    <th scope="col">Attempt</th>
-                    <th scope="col">Result</th>
-                    <th scope="col">Time</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {e.deliveries.map((d) => {
-                    const ok = d.status_code !== null && d.status_code >= 200 && d.status_code < 300;
-                    return (
-                      <tr data-delivery={d.message_id}>
-                        <td>{when(d.at)}</td>
-                        <td>{d.event_type}</td>
-                        <td class="num">{d.attempt}</td>
-                        <td class={ok ? 'ok' : 'bad err'}>{ok ? `HTTP ${d.status_code}` : (d.error ?? `HTTP ${d.status_code}`)}</td>
-                        <td class="num">{d.duration_ms} ms</td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
-          )}
+          <Table caption={`Last delivery attempts to ${e.url}`} columns={['At', 'Event', 'Attempt', 'Result', 'Time']} empty="No delivery attempts yet.">
+            {e.deliveries.map((d) => {
+              const ok = d.status_code !== null && d.status_code >= 200 && d.status_code < 300;
+              return (
+                <tr data-delivery={d.message_id}>
+                  <td>{when(d.at)}</td>
+                  <td>{d.event_type}</td>
+                  <td class="num">{d.attempt}</td>
+                  <td class={ok ? 'ok' : 'bad err'}>{ok ? `HTTP ${d.status_code}` : (d.error ?? `HTTP ${d.status_code}`)}</td>
+                  <td class="num">{d.duration_ms} ms</td>
+                </tr>
+              );
+            })}
+          </Table>
         </article>
       );
     })}
@@ -322,94 +296,41 @@ const FailedSection: FC<{ jobs: FailedJob[]; files: FailedFile[]; csrf: string }
   <section aria-labelledby="failed">
     <h2 id="failed">Failed files and jobs</h2>
     <h3 id="failed-files">Files</h3>
-    {files.length === 0 ? (
-      <p class="muted">None.</p>
-    ) : (
-      <div class="table">
-        <table aria-labelledby="failed-files">
-          <thead>
-            <tr>
-              <th scope="col">Document</th>
-              <th scope="col">User</th>
-              <th scope="col">Error</th>
-              <th scope="col">At</th>
-              <th scope="col">
-                <span class="sr-only">Action</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {files.map((f) => (
-              <tr data-file={f.documentId}>
-                <td>
-                  {f.documentId}
-                  {f.name ? ` — ${f.name}` : ''}
-                </td>
-                <td>{f.userId}</td>
-                <td class="err">{f.error ?? '—'}</td>
-                <td>{when(f.at)}</td>
-                <td>
-                  <form class="inline" method="post" action={`/ui/files/${f.documentId}/retry`}>
-                    <Csrf token={csrf} />
-                    <button type="submit" aria-label={`Retry the file of document ${f.documentId}`}>
-                      Retry
-                    </button>
-                  </form>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    )}
+    <Table labelledBy="failed-files" columns={['Document', 'User', 'Error', 'At', <span class="sr-only">Action</span>]} empty="None.">
+      {files.map((f) => (
+        <tr data-file={f.documentId}>
+          <td>
+            {f.documentId}
+            {f.name ? ` — ${f.name}` : ''}
+          </td>
+          <td>{f.userId}</td>
+          <td class="err">{f.error ?? '—'}</td>
+          <td>{when(f.at)}</td>
+          <td>
+            <PostButton action={`/ui/files/${f.documentId}/retry`} csrf={csrf} label="Retry" description={`Retry the file of document ${f.documentId}`} />
+          </td>
+        </tr>
+      ))}
+    </Table>
     <h3 id="failed-jobs">Jobs</h3>
-    {jobs.length === 0 ? (
-      <p class="muted">None.</p>
-    ) : (
-      <div class="table">
-        <table aria-labelledby="failed-jobs">
-          <thead>
-            <tr>
-              <th scope="col">Job</th>
-              <th scope="col">Task</th>
-              <th scope="col">Last error</th>
-              <th scope="col">Failed at</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {jobs.map((j) => (
-              <tr data-job={j.id}>
-                <td>{j.id}</td>
-                <td>
-                  {j.task}
-                  <br />
-                  <span class="muted">{j.attempts} attempts</span>
-                </td>
-                <td class="err">{j.last_error ?? '—'}</td>
-                <td>{when(j.failed_at)}</td>
-                <td class="actions">
-                  <form class="inline" method="post" action={`/ui/jobs/${j.id}/retry`}>
-                    <Csrf token={csrf} />
-                    <button type="submit" aria-label={`Retry job ${j.id}`}>
-                      Retry
-                    </button>
-                  </form>
-                  <form class="inline" method="post" action={`/ui/jobs/${j.id}/discard`}>
-                    <Csrf token={csrf} />
-                    <button type="submit" aria-label={`Discard job ${j.id}`}>
-                      Discard
-                    </button>
-                  </form>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    )}
+    <Table labelledBy="failed-jobs" columns={['Job', 'Task', 'Last error', 'Failed at', <span class="sr-only">Actions</span>]} empty="None.">
+      {jobs.map((j) => (
+        <tr data-job={j.id}>
+          <td>{j.id}</td>
+          <td>
+            {j.task}
+            <br />
+            <span class="muted">{j.attempts} attempts</span>
+          </td>
+          <td class="err">{j.last_error ?? '—'}</td>
+          <td>{when(j.failed_at)}</td>
+          <td class="actions">
+            <PostButton action={`/ui/jobs/${j.id}/retry`} csrf={csrf} label="Retry" description={`Retry job ${j.id}`} />
+            <PostButton action={`/ui/jobs/${j.id}/discard`} csrf={csrf} label="Discard" description={`Discard job ${j.id}`} />
+          </td>
+        </tr>
+      ))}
+    </Table>
   </section>
 );
 
