@@ -24,7 +24,7 @@ export async function benchRead() {
     await sql`
       insert into documents (id, subscription_id, user_id, name, type, date, total_amount, currency, source_url)
       select g, (1 + g % ${USERS}) * 1000 + (g / ${USERS}) % 50, 1 + g % ${USERS}, 'Bill ' || g,
-             case when g % 5 = 0 then 'contract' else 'bill' end,
+             case when (g / ${USERS}) % 5 = 0 then 'contract' else 'bill' end,
              date '2020-01-01' + ((g / ${USERS}) % 2000), 42.5, 'EUR', 'https://provider.example/' || g
       from generate_series(1, ${USERS * PER_USER}) g`;
     await sql`insert into document_files (document_id, status) select id, 'none' from documents`;

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, desc, eq, gte, isNotNull, isNull, lte, max, min, count, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gte, isNotNull, lt, lte, notInArray, sql } from 'drizzle-orm';
+import { documentTotals, wholeMonthsBefore } from './document-totals.js';
 import { presentDocument } from '../present/presenters.js';
 import { DocumentSchema } from '../present/schemas.js';
 import type { Deps } from '../deps.js';
@@ -64,43 +65,53 @@ type Query = z.infer<typeof ListQuery>;
 export function documentRoutes(deps: Deps) {
   const { db } = deps;
 
-  /** Totals and date bounds over every match, then one page of it. */
-  const list = async (scope: SQL[], q: Query, hideDeletedSubscriptions: boolean) => {
-    const where = [...scope];
+  /**
+   * Totals and date bounds over every match (document-totals.ts), then one page of it.
+   * The page query has the shape of the bare one — the user's documents in the order of
+   * the (user, date, id) index, stopped at the page — whatever the table's statistics say:
+   * the few deleted subscriptions to hide are named by id rather than joined, as a join
+   * let the planner, before any ANALYZE, sort all of the user's documents for one page.
+   */
+  const list = async (scope: { userId: number; subscriptionId?: number }, q: Query, hideDeletedSubscriptions: boolean) => {
+    const where = [eq(documents.userId, scope.userId)];
+    if (scope.subscriptionId !== undefined) where.push(eq(documents.subscriptionId, scope.subscriptionId));
     if (q.type) where.push(eq(documents.type, q.type));
     if (q.min_date) where.push(gte(documents.date, q.min_date));
     if (q.max_date) where.push(lte(documents.date, q.max_date));
     if (q.duplicates) where.push(isNotNull(documents.duplicateReason));
-    const docFilter = and(...where);
-    const subFilter = hideDeletedSubscriptions ? isNull(subscriptions.deleted) : undefined;
-
-    // Totals are grouped by subscription before the join: an index-only scan of
-    // (user_id, subscription_id, date) and a join of one row per subscription, about half
-    // the time of joining every document (bench/read.ts).
-    const perSubscription = db
-      .select({ subscriptionId: documents.subscriptionId, n: count().as('n'), first: min(documents.date).as('first'), last: max(documents.date).as('last') })
-      .from(documents)
-      .where(docFilter)
-      .groupBy(documents.subscriptionId)
-      .as('per_subscription');
-    const [totals] = await db
-      .select({
-        total: sql<number>`coalesce(sum(${perSubscription.n}), 0)::int`,
-        first: sql<string | null>`min(${perSubscription.first})`,
-        last: sql<string | null>`max(${perSubscription.last})`,
-      })
-      .from(perSubscription)
-      .innerJoin(subscriptions, eq(subscriptions.id, perSubscription.subscriptionId))
-      .where(subFilter);
-    const page = await db
-      .select({ d: documents, f: documentFiles })
-      .from(documents)
-      .innerJoin(subscriptions, eq(subscriptions.id, documents.subscriptionId))
-      .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
-      .where(and(docFilter, subFilter))
-      .orderBy(sql`${documents.date} desc nulls last`, desc(documents.id))
-      .limit(q.limit)
-      .offset(q.offset);
+    if (hideDeletedSubscriptions) {
+      const deleted = await db
+        .select({ id: subscriptions.id })
+        .from(subscriptions)
+        .where(and(eq(subscriptions.userId, scope.userId), isNotNull(subscriptions.deleted)));
+      if (deleted.length) where.push(notInArray(documents.subscriptionId, deleted.map((s) => s.id)));
+    }
+    const filter = { ...scope, type: q.type, minDate: q.min_date, maxDate: q.max_date, duplicates: q.duplicates, hideDeletedSubscriptions };
+    const totals = await documentTotals(db, filter);
+    const skip = await wholeMonthsBefore(db, filter, q);
+    if (skip) where.push(lt(documents.date, skip.before));
+    // The page's ids first, walking the (user, date, id) index in its order; then their rows.
+    // Bitmap scans are off for it: before any ANALYZE (autovacuum may be off, or not have
+    // run yet after a backfill) the planner guesses a handful of rows, and with a filter it
+    // then gathered every match through a bitmap and sorted them all for one page.
+    const order = [sql`${documents.date} desc nulls last`, sql`${documents.id} desc nulls last`];
+    const page = await db.transaction(async (tx) => {
+      await tx.execute(sql`set local enable_bitmapscan = off`);
+      const ids = tx
+        .select({ id: documents.id })
+        .from(documents)
+        .where(and(...where))
+        .orderBy(...order)
+        .limit(q.limit)
+        .offset(q.offset - (skip?.skipped ?? 0))
+        .as('page');
+      return tx
+        .select({ d: documents, f: documentFiles })
+        .from(ids)
+        .innerJoin(documents, eq(documents.id, ids.id))
+        .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
+        .orderBy(...order);
+    });
 
     const dates = page.map((r) => r.d.date).filter((d): d is string => d !== null).sort();
     return {
@@ -117,7 +128,7 @@ export function documentRoutes(deps: Deps) {
     .openapi(listForUser, async (c) => {
       const userId = await resolveUser(deps, c, c.req.valid('param').u);
       const q = c.req.valid('query');
-      return c.json(await list([eq(documents.userId, userId)], q, !q.all), 200);
+      return c.json(await list({ userId }, q, !q.all), 200);
     })
     .openapi(listForSubscription, async (c) => {
       const { u, id } = c.req.valid('param');
@@ -129,7 +140,7 @@ export function documentRoutes(deps: Deps) {
       if (!sub) throw notFound('subscription');
       // The caller's documents of it, not every row that points at it: ownership is
       // checked on each row read, not inferred from the parent (issue 8).
-      return c.json(await list([eq(documents.subscriptionId, sub.id), eq(documents.userId, userId)], c.req.valid('query'), false), 200);
+      return c.json(await list({ userId, subscriptionId: sub.id }, c.req.valid('query'), false), 200);
     })
     .openapi(getOne, async (c) => {
       const { u, id } = c.req.valid('param');

@@ -143,6 +143,30 @@ export const documents = pgTable(
 );
 
 /**
+ * The totals of document lists (`total`, `first_date`, `last_date`), kept exact by
+ * statement-level triggers on `documents` (the migrations named document_months): one row
+ * per user, subscription, type, month and duplicate flag, so that a list's totals add up a
+ * few hundred rows instead of counting every matching document (api/document-totals.ts).
+ * `type` is '' for a document without one; `month` is the first day of its month, or
+ * '-infinity' for a document without a date. No foreign key: the triggers remove a row once
+ * its last document goes, whatever deleted it (an erasure's cascade included).
+ */
+export const documentMonths = pgTable(
+  'document_months',
+  {
+    userId: id('user_id').notNull(),
+    subscriptionId: id('subscription_id').notNull(),
+    type: text('type').notNull(),
+    month: date('month', { mode: 'string' }).notNull(),
+    duplicate: boolean('duplicate').notNull(),
+    n: integer('n').notNull(),
+    first: date('first', { mode: 'string' }),
+    last: date('last', { mode: 'string' }),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.subscriptionId, t.type, t.month, t.duplicate] })],
+);
+
+/**
  * Ids erased for good (CONNECTION_DELETED, USER_DELETED, DELETE): a late or retried
  * CONNECTION_SYNCED must not bring their data back. Powens never reuses ids.
  */
