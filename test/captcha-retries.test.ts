@@ -331,7 +331,9 @@ describe('captcha-induced retries', () => {
     await noPendingJob(answered);
     const [next] = await waitFor('the silent one\'s next retry', async () => {
       const jobs = await resyncJobs(silent);
-      return jobs.length === 1 && jobs[0].attempts === 0 && jobs[0].run_at_ms < Date.now() + 5 * 3600_000 ? jobs : undefined;
+      // Not the follow-up made due above (now), nor one due in 6 h: the next retry, in about 20 min.
+      const due = jobs[0]?.run_at_ms - Date.now();
+      return jobs.length === 1 && !jobs[0].locked && jobs[0].attempts === 0 && due > 10 * MIN && due < 5 * 3600_000 ? jobs : undefined;
     });
 
     // The second attempt's backoff: 20 min.
