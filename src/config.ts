@@ -39,6 +39,8 @@ const EnvSchema = z.object({
   FILE_MAX_BYTES: z.coerce.number().int().positive().default(26214400),
   CHROMIUM_PATH: optionalString,
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
+  FILE_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
+  FILE_DOWNLOAD_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(120),
   WEBHOOK_TIMEZONE: z
     .string()
     .default('Europe/Paris')
@@ -85,7 +87,12 @@ export interface Config {
   fetchAllowPrivateNetworks: boolean;
   fileMaxBytes: number;
   chromiumPath?: string;
+  /** Jobs at once in the pool of every task but the file downloads. */
   workerConcurrency: number;
+  /** Jobs at once in the file pool (downloads, conversions): its own budget, see worker.ts. */
+  fileConcurrency: number;
+  /** The whole of one download, redirects included; past it the try fails and is retried. */
+  fileDownloadTimeoutS: number;
   webhookTimezone: string;
   /** `/metrics` without a token on this port; unset: only on the API, with the admin token. */
   metricsPort?: number;
@@ -165,6 +172,8 @@ export function loadConfig(
     fileMaxBytes: e.FILE_MAX_BYTES,
     chromiumPath: e.CHROMIUM_PATH,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    fileConcurrency: e.FILE_CONCURRENCY,
+    fileDownloadTimeoutS: e.FILE_DOWNLOAD_TIMEOUT_S,
     webhookTimezone: e.WEBHOOK_TIMEZONE,
     metricsPort: e.METRICS_PORT,
     ops: { webhookUrl: e.OPS_WEBHOOK_URL, webhookSecret: e.OPS_WEBHOOK_SECRET, email: e.OPS_EMAIL },

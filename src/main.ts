@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     // memory) that a web process never uses.
     const { startWorker } = await import('./worker.js');
     worker = await startWorker(deps, databaseUrl);
-    log.info({ concurrency: config.workerConcurrency }, 'worker started');
+    log.info({ concurrency: config.workerConcurrency, fileConcurrency: config.fileConcurrency }, 'worker started');
   }
 
   let stopping = false;

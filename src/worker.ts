@@ -51,41 +51,94 @@ export function buildTaskList(deps: Deps): TaskList {
   return list;
 }
 
+/**
+ * The tasks that download files run in a pool of their own, with FILE_CONCURRENCY slots:
+ * a provider that trickles its bytes holds a slot for up to FILE_DOWNLOAD_TIMEOUT_S, and
+ * eight of them must not stop deliveries, mails and re-syncs (issue 9). graphile-worker's
+ * job fetch only takes jobs of the tasks in a pool's own task list (`task_id = any(…)` in
+ * its get_job), so the two pools never take each other's jobs.
+ */
+export const fileTasks: readonly JobName[] = ['fetch_document_file'];
+
 export interface Worker {
   /** Stops taking jobs and waits for the running ones to finish. */
   stop(): Promise<void>;
-  /** The graphile-worker runner in use (a new one after a restart). */
-  readonly runner: Runner;
+  /** The graphile-worker runners in use, by pool (a new one after a restart). */
+  readonly runners: { files: Runner; main: Runner };
 }
 
-export async function startWorker(
-  deps: Deps,
-  databaseUrl: string,
+export interface WorkerOptions {
+  pollInterval?: number;
   /**
    * `resetLockedIntervalMs`: how often jobs locked by a dead worker (locked for over 4 h)
    * are freed; graphile-worker's default is every 8–10 min. Tests shorten it.
    */
-  opts: { pollInterval?: number; resetLockedIntervalMs?: number } = {},
-): Promise<Worker> {
-  const log = deps.log.child({ component: 'worker' });
+  resetLockedIntervalMs?: number;
+}
+
+/** Two supervised pools: the file tasks with FILE_CONCURRENCY, every other task with WORKER_CONCURRENCY. */
+export async function startWorker(deps: Deps, databaseUrl: string, opts: WorkerOptions = {}): Promise<Worker> {
+  const all = buildTaskList(deps);
+  const pick = (keep: (name: string) => boolean) => Object.fromEntries(Object.entries(all).filter(([name]) => keep(name)));
+  const isFileTask = (name: string) => (fileTasks as readonly string[]).includes(name);
+  const files = await superviseRunner(deps, 'files', databaseUrl, opts, { concurrency: deps.config.fileConcurrency, taskList: pick(isFileTask) });
+  let main: SupervisedRunner;
+  try {
+    main = await superviseRunner(deps, 'main', databaseUrl, opts, {
+      concurrency: deps.config.workerConcurrency,
+      taskList: pick((name) => !isFileTask(name)),
+      // Periodic tasks; graphile-worker makes sure one worker runs each tick.
+      crontab: '*/5 * * * * sweep_stranded_messages\n*/5 * * * * sweep_stuck_files\n17 * * * * prune_retention',
+    });
+  } catch (err) {
+    await files.stop();
+    throw err;
+  }
+  return {
+    get runners() {
+      return { files: files.runner, main: main.runner };
+    },
+    stop: async () => {
+      await Promise.all([files.stop(), main.stop()]);
+    },
+  };
+}
+
+interface SupervisedRunner {
+  readonly runner: Runner;
+  stop(): Promise<void>;
+}
+
+/**
+ * One graphile-worker pool that heals by itself: a pool that failed for good (the database
+ * gone for longer than graphile-worker's own retries) is replaced once the database
+ * answers again, and the jobs it held locked are released at once rather than after
+ * graphile-worker's 4 h.
+ */
+async function superviseRunner(
+  deps: Deps,
+  pool: 'files' | 'main',
+  databaseUrl: string,
+  opts: WorkerOptions,
+  own: Pick<RunnerOptions, 'concurrency' | 'taskList' | 'crontab'>,
+): Promise<SupervisedRunner> {
+  const log = deps.log.child({ component: 'worker', pool });
   const logger = new WorkerLogger((scope) => (level, message, meta) => {
     const lvl = level === 'warning' ? 'warn' : level;
     (log[lvl as 'info'] ?? log.info).call(log, { scope, ...meta }, message);
   });
+  // Events of this pool only: a pool's id is learnt from the 'pool:create' its run() emits.
   const events: WorkerEvents = new EventEmitter();
   const poolIds = new WeakMap<Runner, string>();
   let starting: string | undefined;
   events.on('pool:create', ({ workerPool }) => void (starting = workerPool.id));
   const options: RunnerOptions = {
+    ...own,
     connectionString: databaseUrl,
-    concurrency: deps.config.workerConcurrency,
-    taskList: buildTaskList(deps),
     noHandleSignals: true,
     pollInterval: opts.pollInterval ?? 1000,
     logger,
     events,
-    // Periodic tasks; graphile-worker makes sure one worker runs each tick.
-    crontab: '*/5 * * * * sweep_stranded_messages\n*/5 * * * * sweep_stuck_files\n17 * * * * prune_retention',
     preset: {
       worker: {
         // Batched completion and failure: graphile-worker then retries them with backoff
@@ -107,9 +160,6 @@ export async function startWorker(
 
   let stopping = false;
   let runner = await start();
-  // A pool that failed for good (the database gone for longer than graphile-worker's own
-  // retries) is replaced once the database answers again, and the jobs it held locked are
-  // released at once rather than after graphile-worker's 4 h: the service heals by itself.
   const supervise = (r: Runner) => {
     let replacing = false;
     const replace = async (err: unknown) => {

@@ -11,7 +11,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'docrelay-cfg-'));
 describe('loadConfig', () => {
   it('applies the contract defaults', () => {
     const c = loadConfig({ DATA_DIR: tmp() });
-    expect(c).toMatchObject({ port: 3000, host: '127.0.0.1', role: 'all', inboundSignatureToleranceS: 900, linkTtlS: 86400, fileMaxBytes: 26214400, workerConcurrency: 4, webhookTimezone: 'Europe/Paris', fetchAllowPrivateNetworks: false, publicUrl: 'http://localhost:3000' });
+    expect(c).toMatchObject({ port: 3000, host: '127.0.0.1', role: 'all', inboundSignatureToleranceS: 900, linkTtlS: 86400, fileMaxBytes: 26214400, workerConcurrency: 4, fileConcurrency: 4, fileDownloadTimeoutS: 120, webhookTimezone: 'Europe/Paris', fetchAllowPrivateNetworks: false, publicUrl: 'http://localhost:3000' });
     expect(c.inboundWebhookSecret).toBe(c.adminToken);
   });
 

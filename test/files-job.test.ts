@@ -116,9 +116,14 @@ describe('fetch_document_file', () => {
 
   it('hands a document without a URL straight to notifications', async () => {
     const { d } = await addDocument(null);
+    // The sync queued its announcement and no file job…
+    expect(await announceJob(d)).toEqual({ task_identifier: 'announce_document', revision: 0 });
+    const [{ n }] = await ctx.deps.db.execute<{ n: number }>(sql`select count(*)::int as n from graphile_worker.jobs where key = ${`file:${d}`}`);
+    expect(n).toBe(0);
+    // …and a file job queued by an older release for such a document does the same.
     await attempt(d);
     expect((await fileRow(d)).status).toBe('none');
-    expect(await announceJob(d)).toEqual({ task_identifier: 'announce_document', revision: 0 });
+    expect(await announceJob(d)).toMatchObject({ task_identifier: 'announce_document' });
   });
 
   it('does not settle as none a document that a concurrent sync is giving a url', async () => {
@@ -144,8 +149,9 @@ describe('fetch_document_file', () => {
     release();
     await syncing;
     await job;
-    // The sync's fetch job will settle it; nothing announced before its file.
+    // The sync's fetch job will settle it. The document was announced once, without a url,
+    // by its first sync (revision 0); the job announced nothing more.
     expect((await fileRow(d)).status).toBe('pending');
-    expect(await announceJob(d)).toBeUndefined();
+    expect(await announceJob(d)).toEqual({ task_identifier: 'announce_document', revision: 0 });
   });
 });

@@ -56,7 +56,7 @@ describe('POST /webhooks/powens/{EVENT}', () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => ctx.sendWebhook('CONNECTION_SYNCED', body).then((r) => r.json())));
     expect(results.filter((r) => r.status === 'processed')).toHaveLength(1);
     expect(results.filter((r) => r.status === 'duplicate')).toHaveLength(7);
-    const jobs = await ctx.database.db.execute<{ n: number }>(sql`select count(*)::int as n from graphile_worker.jobs where key in ('file:80111', 'file:80112')`);
+    const jobs = await ctx.database.db.execute<{ n: number }>(sql`select count(*)::int as n from graphile_worker.jobs where key in ('announce:80111', 'announce:80112')`);
     expect(jobs[0].n).toBe(2);
   });
 

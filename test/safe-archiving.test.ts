@@ -79,10 +79,11 @@ describe('safe archiving rule', () => {
 
   it('updates a changed document without announcing it again, and leaves unchanged ones', async () => {
     const u = ids(), c = ids(), s1 = ids(), d1 = ids(), d2 = ids();
-    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: d1 }, { id: d2 }] }] }));
+    const url = (d: number) => `https://bills.example/${d}.pdf`;
+    await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: d1, url: url(d1) }, { id: d2, url: url(d2) }] }] }));
     const out = await sync(syncedPayload({
       userId: u, connectionId: c, lastUpdate: '2026-11-21T08:00:00Z',
-      subscriptions: [{ id: s1, documents: [{ id: d1, total_amount: 99 }, { id: d2 }] }],
+      subscriptions: [{ id: s1, documents: [{ id: d1, url: url(d1), total_amount: 99 }, { id: d2, url: url(d2) }] }],
     }));
     expect(out.summary.documents).toEqual({ added: 0, updated: 1, unchanged: 1 });
     const doc = await (await ctx.request('GET', `/users/${u}/documents/${d1}`)).json();

@@ -7,7 +7,7 @@ import { wasErased } from './erase.js';
 import type { ConnectionSync } from './sync.js';
 import { recordEvents, type EventType } from '../events/record.js';
 import { enqueueMany } from '../jobs/enqueue.js';
-import { fileJobKey } from '../jobs/keys.js';
+import { announceJobKey, fileJobKey } from '../jobs/keys.js';
 import type { Settings } from '../settings.js';
 import { presentSubscription } from '../present/presenters.js';
 
@@ -284,20 +284,24 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
 }
 
 /**
- * Every new document gets a file row and a file job, in this transaction. The job settles
- * the file (ready, failed, or none without a url) and then hands the document over to
- * notifications, so that announcing always follows the file. A known document that had no
- * url and now has one gets its file job now (its file goes from none to pending); it was
- * announced already and is not announced again (the announcement's dedupe key).
+ * Every new document gets a file row, in this transaction, and a file job when it has a
+ * url. The job settles the file (ready or failed) and then hands the document over to
+ * notifications, so that announcing always follows the file; a document without a url has
+ * nothing to wait for and is handed over at once (its announce job, here), so it never
+ * waits behind downloads. A known document that had no url and now has one gets its file
+ * job now (its file goes from none to pending); it was announced already and is not
+ * announced again (the announcement's dedupe key).
  */
 async function queueFileJobs(tx: Tx, added: number[], urlGained: number[]): Promise<void> {
-  if (added.length > 0) {
-    await tx.execute(sql`
-      insert into document_files (document_id, status)
-      select id, case when source_url is null then 'none' else 'pending' end
-      from documents where id = any(${sqlArray(added, 'bigint')})
-      on conflict (document_id) do nothing`);
-  }
+  const rows =
+    added.length === 0
+      ? []
+      : await tx.execute<{ id: number; status: 'none' | 'pending' }>(sql`
+          insert into document_files (document_id, status)
+          select id, case when source_url is null then 'none' else 'pending' end
+          from documents where id = any(${sqlArray(added, 'bigint')})
+          on conflict (document_id) do nothing
+          returning document_id::float8 as id, status`);
   const refetch =
     urlGained.length === 0
       ? []
@@ -305,11 +309,14 @@ async function queueFileJobs(tx: Tx, added: number[], urlGained: number[]): Prom
           update document_files set status = 'pending', error = null, updated_at = now()
           where document_id = any(${sqlArray(urlGained, 'bigint')}) and status = 'none'
           returning document_id::float8 as id`);
+  const pending = rows.filter((r) => r.status === 'pending').map((r) => Number(r.id));
+  const none = rows.filter((r) => r.status === 'none').map((r) => Number(r.id));
   await enqueueMany(
     tx,
     'fetch_document_file',
-    [...added, ...refetch.map((r) => Number(r.id))].map((documentId) => ({ payload: { documentId }, jobKey: fileJobKey(documentId) })),
+    [...pending, ...refetch.map((r) => Number(r.id))].map((documentId) => ({ payload: { documentId }, jobKey: fileJobKey(documentId) })),
   );
+  await enqueueMany(tx, 'announce_document', none.map((documentId) => ({ payload: { documentId }, jobKey: announceJobKey(documentId) })));
 }
 
 async function recordSubscriptionEvents(

@@ -18,14 +18,16 @@ export interface FetchLimits {
   totalTimeoutMs: number;
 }
 
-export const defaultFetchLimits = (maxBytes: number, allowPrivateNetworks: boolean): FetchLimits => ({
+export const defaultFetchLimits = (maxBytes: number, allowPrivateNetworks: boolean, totalTimeoutMs = 120_000): FetchLimits => ({
   maxBytes,
   allowPrivateNetworks,
   maxRedirects: 5,
   connectTimeoutMs: 10_000,
   headersTimeoutMs: 30_000,
   bodyIdleTimeoutMs: 30_000,
-  totalTimeoutMs: 5 * 60_000,
+  // A provider that trickles its bytes (each under the idle timeout) holds a slot of the
+  // file pool until this: FILE_DOWNLOAD_TIMEOUT_S. A timeout is retried with backoff.
+  totalTimeoutMs,
 });
 
 /**

@@ -26,7 +26,7 @@ export function createFileServices(
   renderer = new HtmlRenderer(config.chromiumPath),
   thumbnailLimits: ThumbnailLimits = defaultThumbnailLimits,
 ): FileServices {
-  const limits = defaultFetchLimits(config.fileMaxBytes, config.fetchAllowPrivateNetworks);
+  const limits = defaultFetchLimits(config.fileMaxBytes, config.fetchAllowPrivateNetworks, config.fileDownloadTimeoutS * 1000);
   const downloads = createFetchDispatcher(limits);
   const thumbnailer = new Thumbnailer(thumbnailLimits);
   return {
