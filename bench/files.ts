@@ -14,7 +14,7 @@ import { createNotifyServices } from '../src/notify/services.js';
 import { createFetchDispatcher, defaultFetchLimits, download } from '../src/files/fetch.js';
 import { createFileServices } from '../src/files/services.js';
 import { fetchDocumentFile } from '../src/files/tasks.js';
-import { enqueueMany } from '../src/jobs/enqueue.js';
+import { enqueueFileFetches } from '../src/jobs/files.js';
 import { createLogger } from '../src/logger.js';
 import { startWorker } from '../src/worker.js';
 import { makePdf, startProviderSite, type ProviderSite } from '../test/helpers/provider.js';
@@ -65,9 +65,7 @@ async function throughput(svc: BenchService, site: ProviderSite) {
   const bareSeconds = (performance.now() - t0) / 1000;
 
   const ids = await seedDocuments(svc, 100_000, urls);
-  await svc.deps.db.transaction((tx) =>
-    enqueueMany(tx, 'fetch_document_file', ids.map((documentId) => ({ payload: { documentId }, jobKey: `file:${documentId}` }))),
-  );
+  await svc.deps.db.transaction((tx) => enqueueFileFetches(tx, ids));
   const t1 = performance.now();
   const worker = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 50 });
   try {
@@ -83,7 +81,7 @@ async function throughput(svc: BenchService, site: ProviderSite) {
   const jobSeconds = (performance.now() - t1) / 1000;
   const [{ ready }] = await svc.database.sql<{ ready: number }[]>`
     select count(*)::int as ready from document_files where document_id between 100000 and 199999 and status = 'ready' and thumbnail_sha256 is not null`;
-  report(`files: fetch_document_file jobs, ${FILES} PDFs of 100 KB from a loopback site (concurrency ${concurrency})`, {
+  report(`files: fetch_document_files jobs, ${FILES} PDFs of 100 KB from a loopback site (concurrency ${concurrency})`, {
     'stored with thumbnail': `${ready}/${FILES}`,
     'files/s (download + sniff + thumbnail + store)': (FILES / jobSeconds).toFixed(1),
     'reference: bare undici downloads/s': (FILES / bareSeconds).toFixed(1),

@@ -5,7 +5,7 @@ import { captchaResync } from './captcha/tasks.js';
 import { redactQueryError } from './db/redact.js';
 import type { Deps } from './deps.js';
 import { sweepStuckFiles } from './files/sweep.js';
-import { fetchDocumentFile } from './files/tasks.js';
+import { fetchDocumentFile, fetchDocumentFiles } from './files/tasks.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
 import { pruneRetentionTask } from './retention/prune.js';
@@ -13,6 +13,7 @@ import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDo
 
 /** The task list: one handler per catalog entry (the type makes a missing one a compile error). */
 const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
+  fetch_document_files: fetchDocumentFiles,
   fetch_document_file: fetchDocumentFile,
   announce_document: announceDocument,
   deliver_message: deliverMessage,
@@ -38,13 +39,19 @@ export function buildTaskList(deps: Deps): TaskList {
         helpers.logger.error(`dropping ${name} job ${helpers.job.id}: bad payload ${parsed.error.message}`);
         return;
       }
+      // graphile-worker keeps the message as the job's last_error and logs its stack:
+      // neither may hold a query's values (db/redact.ts). So for each entry of a batch.
+      let entries;
       try {
-        await handler(parsed.data as never, helpers);
+        entries = await handler(parsed.data as never, helpers);
       } catch (e) {
-        // graphile-worker keeps the message as the job's last_error and logs its stack:
-        // neither may hold a query's values (db/redact.ts).
         throw redactQueryError(e);
       }
+      return entries?.map((entry) => {
+        const redacted = entry.catch((e: unknown) => Promise.reject(redactQueryError(e)));
+        redacted.catch(() => {}); // handled: graphile-worker reads every entry's outcome
+        return redacted;
+      });
     };
     list[name] = task;
   }
@@ -58,7 +65,7 @@ export function buildTaskList(deps: Deps): TaskList {
  * job fetch only takes jobs of the tasks in a pool's own task list (`task_id = any(…)` in
  * its get_job), so the two pools never take each other's jobs.
  */
-export const fileTasks: readonly JobName[] = ['fetch_document_file'];
+export const fileTasks: readonly JobName[] = ['fetch_document_files', 'fetch_document_file'];
 
 export interface Worker {
   /** Stops taking jobs and waits for the running ones to finish. */

@@ -65,7 +65,7 @@ const created = (r: Receiver) => typesOf(r).filter((m) => m.type === 'document.c
 const drained = async () => {
   const [{ n }] = await ctx.deps.db.execute<{ n: number }>(sql`
     select count(*)::int as n from graphile_worker.jobs
-    where task_identifier in ('fetch_document_file', 'announce_document', 'deliver_messages', 'deliver_message', 'send_document_email')`);
+    where task_identifier in ('fetch_document_files', 'announce_document', 'deliver_messages', 'deliver_message', 'send_document_email')`);
   return n === 0;
 };
 

@@ -60,7 +60,7 @@ describe('a sync that waits on an erasure in progress', () => {
     const c = u * 10 + 1;
     await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: c * 10, documents: [{ id: c * 100 }] }] }));
 
-    const jobs = () => n(`graphile_worker.jobs where task_identifier = 'fetch_document_file'`);
+    const jobs = () => n(`graphile_worker.jobs where task_identifier in ('fetch_document_files', 'announce_document')`);
     const jobsBefore = await jobs();
     const erasure = await openErasure((tx) => erase(tx, u));
     const late = ctx.sendWebhook('CONNECTION_SYNCED', syncedPayload({ idWebhookData: ++webhookId, userId: u, connectionId: c, lastUpdate: '2026-11-22T08:00:00Z', subscriptions: [{ id: c * 10, documents: [{ id: c * 100 }] }] }));

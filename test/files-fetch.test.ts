@@ -4,9 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signedFileUrl } from '../src/lib/file-links.js';
 import { pdfPageText } from '../src/files/pdf.js';
 import { CHUNK_BYTES } from '../src/blobs/store.js';
-import { fileJobKey } from '../src/jobs/keys.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
-import { rescheduleNow } from './helpers/jobs.js';
+import { fileJobsOf, rescheduleNow } from './helpers/jobs.js';
 import { makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
@@ -244,7 +243,7 @@ describe('document files', { timeout: 90_000 }, () => {
     // Done at the first attempt, not waiting for a retry (the job row goes once the worker completes it).
     let jobs: { attempts: number }[] = [];
     for (let i = 0; i < 50; i++) {
-      jobs = await ctx.database.db.execute(sql`select attempts from graphile_worker.jobs where key = ${`file:${d}`}`);
+      jobs = await fileJobsOf(ctx.database.db, d);
       if (jobs.length === 0) break;
       expect(jobs[0].attempts).toBe(1);
       await new Promise((r) => setTimeout(r, 100));
@@ -258,11 +257,9 @@ describe('document files', { timeout: 90_000 }, () => {
     await sync(u, [{ id: d, url: site.url('/bills/flaky') }]);
     // Wait for the first attempt to fail and be rescheduled (e^1 s ahead), then bring it forward.
     const until = Date.now() + 15_000;
-    let job: { attempts: number; last_error: string | null; run_at: Date } | undefined;
+    let job: { id: string; attempts: number; last_error: string | null; run_at: Date } | undefined;
     while (Date.now() < until) {
-      [job] = await ctx.database.db.execute<{ attempts: number; last_error: string | null; run_at: Date }>(
-        sql`select attempts, last_error, run_at from graphile_worker.jobs where key = ${`file:${d}`}`,
-      );
+      [job] = await fileJobsOf(ctx.database.db, d);
       if (job?.last_error) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -270,7 +267,7 @@ describe('document files', { timeout: 90_000 }, () => {
     expect(job?.last_error).toMatch(/HTTP 500/);
     expect(new Date(job!.run_at).getTime()).toBeGreaterThan(Date.now());
     expect((await documentOf(u, d)).file.status).toBe('pending');
-    expect(await rescheduleNow(ctx.database.db, sql`key = ${fileJobKey(d)}`)).toBe(1);
+    expect(await rescheduleNow(ctx.database.db, sql`id = ${job!.id}`)).toBe(1);
     expect((await settled(u, d)).file).toMatchObject({ status: 'ready', sha256: sha(pdf) });
     expect(site.hits('/bills/flaky')).toBe(2);
   });

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStuckFiles } from '../src/files/sweep.js';
 import { ADMIN_TOKEN, createTestContext, type TestContext } from './helpers/context.js';
 import { makeHugeImagePdf, makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
+import { fileJobsOf } from './helpers/jobs.js';
 import { waitUntil } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
@@ -85,30 +86,34 @@ describe('a file whose job keeps dying', () => {
     site.route('/hangs.pdf', () => void requests++); // never answers: the worker is killed mid-download
     const u = id();
     const d = await addDocument(u, '/hangs.pdf');
-    const fileJob = () =>
-      ctx.database.db.execute<{ attempts: number; locked_at: string | null }>(
-        sql`select attempts, locked_at::text from graphile_worker.jobs where key = ${`file:${d}`}`,
-      );
+    const fileJob = async () => (await fileJobsOf(ctx.database.db, d))[0];
+    const fileRow = async () =>
+      (await ctx.database.db.execute<{ attempts: number; claimed_at: string | null }>(
+        sql`select attempts, claimed_at::text from document_files where document_id = ${d}`,
+      ))[0];
 
     for (let attempt = 1; attempt <= 2; attempt++) {
       const { child, exited } = startWorkerProcess();
       await waitUntil(async () => requests >= attempt, 30_000, `download attempt ${attempt}`);
       child.kill('SIGKILL');
       await exited;
-      const [job] = await fileJob();
+      const job = await fileJob();
       expect(job).toMatchObject({ attempts: attempt });
       expect(job.locked_at).not.toBeNull(); // held by the dead worker
+      // The file's own record of its tries: this one began and never ended.
+      expect(await fileRow()).toMatchObject({ attempts: attempt });
+      expect((await fileRow()).claimed_at).not.toBeNull();
       // graphile-worker frees a dead worker's jobs after 4 hours (reset_locked): made to pass.
       if (attempt === 1) {
-        await ctx.database.db.execute(sql`update graphile_worker._private_jobs set locked_at = null, locked_by = null, run_at = now() where key = ${`file:${d}`}`);
+        await ctx.database.db.execute(sql`update graphile_worker._private_jobs set locked_at = null, locked_by = null, run_at = now() where id = ${job.id}`);
       }
     }
     const sweep = sweepStuckFiles(ctx.deps);
     const helpers = { job: { attempts: 1, max_attempts: 1 } } as unknown as JobHelpers;
-    await sweep({}, helpers); // locked for minutes only: a live worker could still hold it
+    await sweep({}, helpers); // begun minutes ago only: a live worker could still be at it
     expect((await documentOf(u, d)).file.status).toBe('pending');
 
-    await ctx.database.db.execute(sql`update graphile_worker._private_jobs set locked_at = now() - interval '31 minutes' where key = ${`file:${d}`}`);
+    await ctx.database.db.execute(sql`update document_files set claimed_at = now() - interval '31 minutes' where document_id = ${d}`);
     await sweep({}, helpers);
     const doc = await documentOf(u, d);
     expect(doc.file.status).toBe('failed');

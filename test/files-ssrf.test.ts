@@ -65,7 +65,7 @@ describe('document URLs pointing at private addresses', () => {
     // A refused address is final: each job completes at its first attempt, none waits for a retry.
     let jobs: { key: string; attempts: number }[] = [];
     for (let i = 0; i < 50; i++) {
-      jobs = await ctx.database.db.execute(sql`select key, attempts from graphile_worker.jobs where task_identifier = 'fetch_document_file'`);
+      jobs = await ctx.database.db.execute(sql`select key, attempts from graphile_worker.jobs where task_identifier = 'fetch_document_files'`);
       if (jobs.length === 0) break;
       expect(jobs.every((j) => j.attempts <= 1)).toBe(true);
       await new Promise((r) => setTimeout(r, 100));

@@ -124,7 +124,7 @@ describe('GET /metrics after a known sequence', () => {
     expect(sample(text, 'docrelay_connections', { captcha_status: 'gave_up' })).toBe(0);
     // The failing endpoint's retries wait in its queue; every task is reported.
     expect(sample(text, 'docrelay_jobs_queued', { task: 'deliver_message' })).toBeGreaterThanOrEqual(1);
-    expect(sample(text, 'docrelay_jobs_queued', { task: 'fetch_document_file' })).toBe(0);
+    expect(sample(text, 'docrelay_jobs_queued', { task: 'fetch_document_files' })).toBe(0);
   });
 
   it('is admin only on the API: 401 without a token, 404 with a user token', async () => {

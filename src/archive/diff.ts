@@ -7,7 +7,8 @@ import { wasErased } from './erase.js';
 import type { ConnectionSync } from './sync.js';
 import { recordEvents, type EventType } from '../events/record.js';
 import { enqueueMany } from '../jobs/enqueue.js';
-import { announceJobKey, fileJobKey } from '../jobs/keys.js';
+import { enqueueFileFetches, filePriority } from '../jobs/files.js';
+import { announceJobKey } from '../jobs/keys.js';
 import type { Settings } from '../settings.js';
 import { presentSubscription } from '../present/presenters.js';
 
@@ -285,7 +286,8 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
 
 /**
  * Every new document gets a file row, in this transaction, and a file job when it has a
- * url. The job settles the file (ready or failed) and then hands the document over to
+ * url (one batch job per 100 documents, at a priority that puts large syncs after small
+ * ones: jobs/files.ts). The job settles the file (ready or failed) and then hands the document over to
  * notifications, so that announcing always follows the file; a document without a url has
  * nothing to wait for and is handed over at once (its announce job, here), so it never
  * waits behind downloads. A known document that had no url and now has one gets its file
@@ -306,17 +308,15 @@ async function queueFileJobs(tx: Tx, added: number[], urlGained: number[]): Prom
     urlGained.length === 0
       ? []
       : await tx.execute<{ id: number }>(sql`
-          update document_files set status = 'pending', error = null, updated_at = now()
+          update document_files set status = 'pending', error = null, attempts = 0, claimed_at = null, updated_at = now()
           where document_id = any(${sqlArray(urlGained, 'bigint')}) and status = 'none'
           returning document_id::float8 as id`);
   const pending = rows.filter((r) => r.status === 'pending').map((r) => Number(r.id));
   const none = rows.filter((r) => r.status === 'none').map((r) => Number(r.id));
-  await enqueueMany(
-    tx,
-    'fetch_document_file',
-    [...pending, ...refetch.map((r) => Number(r.id))].map((documentId) => ({ payload: { documentId }, jobKey: fileJobKey(documentId) })),
-  );
-  await enqueueMany(tx, 'announce_document', none.map((documentId) => ({ payload: { documentId }, jobKey: announceJobKey(documentId) })));
+  // The sync's size, not only its files', sets the priority: its announcements follow it.
+  const priority = filePriority(rows.length + refetch.length);
+  await enqueueFileFetches(tx, [...pending, ...refetch.map((r) => Number(r.id))], priority);
+  await enqueueMany(tx, 'announce_document', none.map((documentId) => ({ payload: { documentId }, jobKey: announceJobKey(documentId), priority })));
 }
 
 async function recordSubscriptionEvents(

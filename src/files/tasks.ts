@@ -3,11 +3,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq, sql } from 'drizzle-orm';
+import type { Job } from 'graphile-worker';
+import { sqlArray } from '../db/arrays.js';
 import type { Deps } from '../deps.js';
 import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
-import { announceJobKey, fileJobKey } from '../jobs/keys.js';
+import { enqueueFileFetches } from '../jobs/files.js';
+import { announceJobKey } from '../jobs/keys.js';
 import { download, FetchError, type Downloaded } from './fetch.js';
 import type { FileServices } from './services.js';
 import { sniffFile } from './sniff.js';
@@ -15,11 +18,163 @@ import { IMAGE_TYPES } from './thumbnails.js';
 import { PgBlobStore, type BlobInfo, type BlobStore } from '../blobs/store.js';
 
 /**
- * Tries of one file before it is marked failed. graphile-worker waits e^n seconds after
- * failed try n (`exp(least(attempts, 10))`): 3 s, 7 s, 20 s, 55 s, 2.5 min, 6.7 min and
- * 18 min, so the 8th try comes about 29 min (1,733 s of waits) after the first.
+ * Tries of one file before it is marked failed, counted per document in
+ * document_files.attempts (whichever job made them). graphile-worker waits e^n seconds
+ * after failed try n of a job (`exp(least(attempts, 10))`): 3 s, 7 s, 20 s, 55 s, 2.5 min,
+ * 6.7 min and 18 min, so the 8th try comes about 29 min (1,733 s of waits) after the first.
  */
 export const FILE_MAX_ATTEMPTS = 8;
+/** Files of one batch job fetched at once; the job holds one slot of the file pool (FILE_CONCURRENCY). */
+export const FILE_BATCH_CONCURRENCY = 8;
+
+/** A file that a job has taken to fetch: its row was pending, and its try is counted. */
+interface Claimed {
+  documentId: number;
+  sourceUrl: string | null;
+  forcePdf: boolean;
+  /** Tries of this file so far, this one included. */
+  attempts: number;
+}
+
+/**
+ * fetch_document_files, a graphile-worker batch job: the new documents of one sync, up to
+ * FILE_BATCH_SIZE of them (jobs/files.ts). Each pending file is fetched, FILE_BATCH_CONCURRENCY
+ * at a time, and settled on its own (see fetchFile); the job returns one promise per
+ * document, and graphile-worker retries with backoff only the documents whose promise
+ * rejected. The file's row is the truth: a document settled or erased since is skipped, so
+ * a retried batch fetches nothing twice (and of two jobs fetching one file at once, the
+ * second to settle it finds it settled and writes nothing).
+ */
+export const fetchDocumentFiles: JobHandlerFactory<'fetch_document_files'> = (deps) => {
+  const fetchFile = fileFetcher(deps);
+  return async (documentIds, helpers) => {
+    const claimed = await claimFiles(deps, documentIds);
+    const outcomes = new Map<number, Promise<void>>();
+    let next = 0;
+    const lane = async () => {
+      while (next < claimed.length) {
+        const file = claimed[next++];
+        const done = fetchFile(file, helpers.job).catch((err: unknown) => {
+          throw new Error(`document ${file.documentId}: ${(err as Error).message}`);
+        });
+        outcomes.set(file.documentId, done);
+        await done.catch(() => {});
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(FILE_BATCH_CONCURRENCY, claimed.length) }, lane));
+    return documentIds.map((id) => outcomes.get(id) ?? Promise.resolve());
+  };
+};
+
+/**
+ * fetch_document_file, the job of one document queued by releases before batches: the
+ * same fetch, and — as then — a document without a url (or whose row predates the file
+ * rows) is settled here. A try to retry rejects with its FetchError.
+ */
+export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => {
+  const fetchFile = fileFetcher(deps);
+  return async ({ documentId }, helpers) => {
+    const [row] = await deps.db
+      .select({ sourceUrl: documents.sourceUrl, status: documentFiles.status })
+      .from(documents)
+      .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
+      .where(eq(documents.id, documentId));
+    if (!row) return; // erased since it was queued
+    if (row.status === 'none') return settleWithoutFile(deps, documentId);
+    if (row.status === null) {
+      await deps.db.insert(documentFiles).values({ documentId, status: 'pending' }).onConflictDoNothing();
+    }
+    const [file] = await claimFiles(deps, [documentId]);
+    if (file) await fetchFile(file, helpers.job);
+  };
+};
+
+/**
+ * Take the pending files among these documents: count the try, and note when it started
+ * (the stuck-file sweep looks for tries that never ended). Settled, `none` and erased
+ * documents are left out.
+ */
+async function claimFiles(deps: Deps, documentIds: readonly number[]): Promise<Claimed[]> {
+  if (documentIds.length === 0) return [];
+  const rows = await deps.db.execute<{ id: number; source_url: string | null; force_pdf: boolean; attempts: number }>(sql`
+    update document_files f set attempts = f.attempts + 1, claimed_at = now()
+    from documents d
+    where f.document_id = any(${sqlArray(documentIds, 'bigint')}) and d.id = f.document_id and f.status = 'pending'
+    returning f.document_id::float8 as id, d.source_url, d.force_pdf, f.attempts`);
+  const byId = new Map(rows.map((r) => [Number(r.id), r]));
+  return documentIds.flatMap((id) => {
+    const r = byId.get(id);
+    return r ? [{ documentId: id, sourceUrl: r.source_url, forcePdf: r.force_pdf, attempts: r.attempts }] : [];
+  });
+}
+
+/**
+ * One try at one claimed file: download it, sniff its type, convert HTML to PDF when
+ * force_pdf was on at its sync, draw a thumbnail, store the blobs, and settle
+ * `file.status` — in one transaction with the announce_document job, so that
+ * notifications always follow the file and a crash anywhere before that commit leaves a
+ * pending file that a retry completes.
+ *
+ * Network errors, timeouts and 5xx reject, to be retried with the job's backoff (see
+ * FILE_MAX_ATTEMPTS); the last try, and any permanent failure (4xx, refused address, too
+ * large, bad URL), marks the file `failed` with the reason instead.
+ */
+function fileFetcher(deps: Deps) {
+  const { limits, downloads } = deps.files;
+  const store: BlobStore = new PgBlobStore(deps.db);
+  const log = deps.log.child({ task: 'fetch_document_files' });
+
+  return async (file: Claimed, job: Pick<Job, 'attempts' | 'max_attempts' | 'priority'>): Promise<void> => {
+    const { documentId } = file;
+    const started = performance.now();
+    const count = (outcome: 'ready' | 'failed' | 'none' | 'retry') => {
+      deps.metrics.fileJobs.inc({ outcome });
+      deps.metrics.fileJobDuration.observe({ outcome }, (performance.now() - started) / 1000);
+    };
+    // Announcements follow at the priority of the batch: a backfill's after fresh bills'.
+    const priority = job.priority ?? 0;
+    if (!file.sourceUrl) {
+      await settleWithoutFile(deps, documentId);
+      count('none');
+      return;
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'docrelay-file-'));
+    try {
+      const downloaded = await download(file.sourceUrl, join(dir, 'download'), limits, downloads);
+      const outcome = await blobsOfDownload(downloaded, file.forcePdf, deps.files, (msg, err) => log.warn({ documentId, err }, msg));
+      await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome }, priority);
+      count('ready');
+      log.info({ documentId, sha256: outcome.main.sha256, size: outcome.main.size, type: outcome.main.contentType }, 'file ready');
+    } catch (err) {
+      const permanent = err instanceof FetchError && err.permanent;
+      // Tries are counted per file; a job's own count also bounds them (one queued by an
+      // older release), and its last attempt is the file's last.
+      const attempts = Math.max(file.attempts, job.attempts);
+      const lastAttempt = attempts >= FILE_MAX_ATTEMPTS || job.attempts >= job.max_attempts;
+      // Anything else is our own failure (database, disk…): retried too, but not described to clients.
+      const known = err instanceof FetchError;
+      const reason = known ? err.message : 'internal error while storing the file';
+      if (!permanent && !lastAttempt) {
+        log.warn({ documentId, attempt: attempts, reason, err: known ? undefined : err }, 'file not fetched, will retry');
+        await releaseFile(deps, documentId);
+        count('retry');
+        throw known ? err : new Error(reason);
+      }
+      if (!known) log.error({ documentId, err }, 'file failed on an internal error');
+      const error = permanent ? reason : `${reason} (gave up after ${attempts} attempts)`;
+      await storeAndSettleFile(deps, store, documentId, { status: 'failed', error }, priority);
+      count('failed');
+      log.info({ documentId, error }, 'file failed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+/** A try that ended (to be retried): the file is no longer held by a running job. */
+async function releaseFile(deps: Deps, documentId: number): Promise<void> {
+  await deps.db.execute(sql`update document_files set claimed_at = null where document_id = ${documentId} and status = 'pending'`);
+}
 
 /** A settled file: what goes into document_files, and the blobs it references. */
 interface Outcome {
@@ -32,75 +187,6 @@ interface Outcome {
 interface StoredBlob extends BlobInfo {
   source: string | Buffer;
 }
-
-/**
- * fetch_document_file: download the document's source URL, sniff its type, convert HTML
- * to PDF when force_pdf was on at its sync, draw a thumbnail, store the blobs, and settle
- * `file.status` — in one transaction with the announce_document job, so that
- * notifications always follow the file and a crash anywhere before that commit leaves a
- * pending file that the retried job completes.
- *
- * Network errors, timeouts and 5xx are thrown, so graphile-worker retries them with its
- * exponential backoff (see FILE_MAX_ATTEMPTS); the last attempt, and any permanent failure
- * (4xx, refused address, too large, bad URL), marks the file `failed` with the reason
- * instead.
- */
-export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => {
-  const { limits, downloads } = deps.files;
-  const store: BlobStore = new PgBlobStore(deps.db);
-  const log = deps.log.child({ task: 'fetch_document_file' });
-
-  return async ({ documentId }, helpers) => {
-    const started = performance.now();
-    const count = (outcome: 'ready' | 'failed' | 'none' | 'retry') => {
-      deps.metrics.fileJobs.inc({ outcome });
-      deps.metrics.fileJobDuration.observe({ outcome }, (performance.now() - started) / 1000);
-    };
-    const [row] = await deps.db
-      .select({ sourceUrl: documents.sourceUrl, forcePdf: documents.forcePdf, status: documentFiles.status })
-      .from(documents)
-      .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
-      .where(eq(documents.id, documentId));
-    if (!row) return; // erased since it was queued
-    // ready/failed were settled in the transaction that also queued the announcement.
-    if (row.status === 'ready' || row.status === 'failed') return;
-    if (!row.sourceUrl || row.status === 'none') {
-      await settleWithoutFile(deps, documentId);
-      count('none');
-      return;
-    }
-    if (row.status === null) {
-      await deps.db.insert(documentFiles).values({ documentId, status: 'pending' }).onConflictDoNothing();
-    }
-
-    const dir = await mkdtemp(join(tmpdir(), 'docrelay-file-'));
-    try {
-      const downloaded = await download(row.sourceUrl, join(dir, 'download'), limits, downloads);
-      const outcome = await blobsOfDownload(downloaded, row.forcePdf, deps.files, (msg, err) => log.warn({ documentId, err }, msg));
-      await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome });
-      count('ready');
-      log.info({ documentId, sha256: outcome.main.sha256, size: outcome.main.size, type: outcome.main.contentType }, 'file ready');
-    } catch (err) {
-      const permanent = err instanceof FetchError && err.permanent;
-      const lastAttempt = helpers.job.attempts >= Math.min(helpers.job.max_attempts, FILE_MAX_ATTEMPTS);
-      // Anything else is our own failure (database, disk…): retried too, but not described to clients.
-      const known = err instanceof FetchError;
-      const reason = known ? err.message : 'internal error while storing the file';
-      if (!permanent && !lastAttempt) {
-        log.warn({ documentId, attempt: helpers.job.attempts, reason, err: known ? undefined : err }, 'file not fetched, will retry');
-        count('retry');
-        throw err;
-      }
-      if (!known) log.error({ documentId, err }, 'file failed on an internal error');
-      const error = permanent ? reason : `${reason} (gave up after ${helpers.job.attempts} attempts)`;
-      await storeAndSettleFile(deps, store, documentId, { status: 'failed', error });
-      count('failed');
-      log.info({ documentId, error }, 'file failed');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  };
-};
 
 /** Type, conversion and thumbnail of a downloaded file; nothing is written yet. */
 async function blobsOfDownload(
@@ -180,7 +266,7 @@ type Settlement = { status: 'ready'; outcome: Outcome } | { status: 'failed'; er
  * row is locked first: a concurrent erasure either ran before (the row is gone: no-op) or
  * waits for this commit and then sweeps what became unreferenced.
  */
-async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: number, s: Settlement): Promise<void> {
+async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: number, s: Settlement, priority = 0): Promise<void> {
   await deps.db.transaction(async (tx) => {
     const [file] = await tx
       .select({ status: documentFiles.status })
@@ -210,7 +296,7 @@ async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: numb
         .set({ status: 'failed', error: s.error, updatedAt: sql`now()` })
         .where(eq(documentFiles.documentId, documentId));
     }
-    await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId) });
+    await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId), priority });
   });
 }
 
@@ -233,7 +319,7 @@ async function settleWithoutFile(deps: Deps, documentId: number): Promise<void> 
     const [doc] = await tx.select({ sourceUrl: documents.sourceUrl }).from(documents).where(eq(documents.id, documentId)).for('share');
     if (!doc) return; // erased since
     if (doc.sourceUrl !== null) {
-      await enqueue(tx, 'fetch_document_file', { documentId }, { jobKey: fileJobKey(documentId) });
+      await enqueueFileFetches(tx, [documentId]);
       return;
     }
     await tx

@@ -6,7 +6,13 @@ import { z } from 'zod';
  * worker.ts) rather than trusting the type.
  */
 export const jobCatalog = {
-  /** Download, sniff, convert and store the file of one new document (files/tasks.ts). */
+  /**
+   * Download, sniff, convert and store the files of up to FILE_BATCH_SIZE new documents of
+   * one sync (files/tasks.ts): a graphile-worker batch job, whose documents that failed
+   * alone are retried (jobs/files.ts queues them).
+   */
+  fetch_document_files: z.array(z.number().int()),
+  /** The same for one document, as releases before batches queued it (handled by the same code). */
   fetch_document_file: z.object({ documentId: z.number().int() }),
   /** A document's file is settled (ready, failed or none): announce it (notify/announce.ts). */
   announce_document: z.object({ documentId: z.number().int() }),

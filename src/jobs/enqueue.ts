@@ -11,6 +11,8 @@ export interface EnqueueOptions {
   /** Jobs of one queue run one at a time, in order. */
   queueName?: string;
   maxAttempts?: number;
+  /** Smaller runs first (graphile-worker's default is 0). */
+  priority?: number;
 }
 
 /**
@@ -41,6 +43,7 @@ export async function enqueue<N extends JobName>(
         run_at := ${opts.runAt?.toISOString() ?? null}::timestamptz,
         max_attempts := ${opts.maxAttempts ?? null}::int,
         job_key := ${opts.jobKey ?? null}::text,
+        priority := ${opts.priority ?? null}::int,
         job_key_mode := ${opts.jobKeyMode ?? null}::text
       )).id`);
     if (row.id !== null || !opts.jobKey) return;
@@ -59,7 +62,7 @@ const maxPasses = 5;
 export async function enqueueMany<N extends JobName>(
   tx: Tx,
   name: N,
-  jobs: { payload: JobPayload<N>; jobKey?: string; queueName?: string; runAt?: Date }[],
+  jobs: { payload: JobPayload<N>; jobKey?: string; queueName?: string; runAt?: Date; priority?: number }[],
   opts: { maxAttempts?: number } = {},
 ): Promise<void> {
   if (jobs.length === 0) return;
@@ -68,12 +71,13 @@ export async function enqueueMany<N extends JobName>(
     job_key: j.jobKey ?? null,
     queue_name: j.queueName ?? null,
     run_at: j.runAt?.toISOString() ?? null,
+    priority: j.priority ?? null,
   }));
   for (let pass = 1; rows.length > 0; pass++) {
     const written = await tx.execute<{ key: string | null }>(sql`
       select key from graphile_worker.add_jobs((
-        select array_agg(row(${name}::text, j.payload, j.queue_name, j.run_at, ${opts.maxAttempts ?? null}::int, j.job_key, null, null)::graphile_worker.job_spec)
-        from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text, run_at timestamptz)
+        select array_agg(row(${name}::text, j.payload, j.queue_name, j.run_at, ${opts.maxAttempts ?? null}::int, j.job_key, j.priority, null)::graphile_worker.job_spec)
+        from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text, run_at timestamptz, priority int)
       ))`);
     // Keyed specs that wrote no row were skipped under a worker's lock: add them again (see enqueue).
     const keys = new Set(written.map((w) => w.key));

@@ -8,7 +8,11 @@ import type { Tx } from '../db/client.js';
  * added again under a pending job's key replaces it); see jobs/catalog.ts for the tasks.
  */
 
-/** `fetch_document_file` of one new document. */
+/**
+ * `fetch_document_file` of one document, as releases before batch jobs keyed it. The
+ * batches (`fetch_document_files`, jobs/files.ts) have no key: each document's row in
+ * document_files says whether it is still to be fetched.
+ */
 export const fileJobKey = (documentId: number) => `file:${documentId}`;
 /** `announce_document` of one document whose file is settled. */
 export const announceJobKey = (documentId: number) => `announce:${documentId}`;

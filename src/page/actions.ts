@@ -1,7 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { enqueue } from '../jobs/enqueue.js';
-import { fileJobKey } from '../jobs/keys.js';
+import { enqueueFileFetches } from '../jobs/files.js';
 
 /**
  * Fetch a failed document file again: the file goes back to `pending` and its job is
@@ -11,10 +10,10 @@ import { fileJobKey } from '../jobs/keys.js';
 export async function retryFailedFile(db: Db, documentId: number): Promise<boolean> {
   return db.transaction(async (tx) => {
     const rows = await tx.execute(sql`
-      update document_files set status = 'pending', error = null, updated_at = now()
+      update document_files set status = 'pending', error = null, attempts = 0, claimed_at = null, updated_at = now()
       where document_id = ${documentId} and status = 'failed' returning document_id`);
     if (rows.length === 0) return false;
-    await enqueue(tx, 'fetch_document_file', { documentId }, { jobKey: fileJobKey(documentId) });
+    await enqueueFileFetches(tx, [documentId]);
     return true;
   });
 }

@@ -40,3 +40,15 @@ export async function rescheduleNow(db: Db, where: ReturnType<typeof sql>, opts:
       run_at := now(), max_attempts := ${opts.maxAttempts ?? null}::int)`);
   return rows.length;
 }
+
+/**
+ * The fetch_document_files batch jobs that hold this document (the public view has no
+ * payload: read from `_private_jobs`, as helpers/notify.ts does).
+ */
+export async function fileJobsOf(db: Db, documentId: number) {
+  return db.execute<{ id: string; attempts: number; last_error: string | null; run_at: Date; locked_at: string | null; priority: number }>(sql`
+    select j.id, j.attempts, j.last_error, j.run_at, j.locked_at::text, j.priority
+    from graphile_worker.jobs j join graphile_worker._private_jobs p using (id)
+    where j.task_identifier = 'fetch_document_files' and p.payload::jsonb @> ${JSON.stringify([documentId])}::jsonb
+    order by j.id`);
+}

@@ -1,4 +1,5 @@
 import { bigint, customType, index, integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
 import { documents } from './archive.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -21,8 +22,14 @@ export const documentFiles = pgTable(
     originalSha256: text('original_sha256'),
     thumbnailSha256: text('thumbnail_sha256'),
     updatedAt: ts('updated_at').notNull().defaultNow(),
+    /** Tries at fetching this file so far (FILE_MAX_ATTEMPTS), whichever job made them. */
+    attempts: integer('attempts').notNull().default(0),
+    /** When the try under way began; null between tries. One open for long belongs to a dead worker (files/sweep.ts). */
+    claimedAt: ts('claimed_at'),
   },
   (t) => [
+    // The stuck-file sweep looks only at pending files.
+    index('document_files_pending_claimed_idx').on(t.claimedAt).where(sql`status = 'pending'`),
     index('document_files_sha256_idx').on(t.sha256),
     // The blob sweep after erasure (files/store.ts) looks blobs up by every reference column.
     index('document_files_original_sha256_idx').on(t.originalSha256),
