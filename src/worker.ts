@@ -6,6 +6,7 @@ import { redactQueryError } from './db/redact.js';
 import type { Deps } from './deps.js';
 import { sweepStuckFiles } from './files/sweep.js';
 import { fetchDocumentFile, fetchDocumentFiles } from './files/tasks.js';
+import { renderThumbnails } from './files/thumbnail-job.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
 import { pruneRetentionTask } from './retention/prune.js';
@@ -15,6 +16,7 @@ import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDo
 const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
   fetch_document_files: fetchDocumentFiles,
   fetch_document_file: fetchDocumentFile,
+  render_thumbnails: renderThumbnails,
   announce_document: announceDocument,
   deliver_message: deliverMessage,
   deliver_messages: deliverMessages,
@@ -59,19 +61,27 @@ export function buildTaskList(deps: Deps): TaskList {
 }
 
 /**
- * The tasks that download files run in a pool of their own, with FILE_CONCURRENCY slots:
- * a provider that trickles its bytes holds a slot for up to FILE_DOWNLOAD_TIMEOUT_S, and
- * eight of them must not stop deliveries, mails and re-syncs (issue 9). graphile-worker's
- * job fetch only takes jobs of the tasks in a pool's own task list (`task_id = any(…)` in
- * its get_job), so the two pools never take each other's jobs.
+ * The worker runs three graphile-worker pools, each with its own slots, so that no kind of
+ * work holds the slots of another (graphile-worker's job fetch only takes jobs of the
+ * tasks in a pool's own task list — `task_id = any(…)` in its get_job):
+ * - files (FILE_CONCURRENCY): a provider that trickles its bytes holds a slot for up to
+ *   FILE_DOWNLOAD_TIMEOUT_S, and eight of them must not stop deliveries, mails and
+ *   re-syncs (issue 9);
+ * - thumbnails (one slot: PDF thumbnails are drawn by one thread), off the announcement's
+ *   path, so a backlog of them delays no file and no bill;
+ * - main (WORKER_CONCURRENCY): every other task, and the periodic ones.
  */
-export const fileTasks: readonly JobName[] = ['fetch_document_files', 'fetch_document_file'];
+export const poolTasks = {
+  files: ['fetch_document_files', 'fetch_document_file'],
+  thumbnails: ['render_thumbnails'],
+} as const satisfies Record<string, readonly JobName[]>;
+type Pool = keyof typeof poolTasks | 'main';
 
 export interface Worker {
   /** Stops taking jobs and waits for the running ones to finish. */
   stop(): Promise<void>;
   /** The graphile-worker runners in use, by pool (a new one after a restart). */
-  readonly runners: { files: Runner; main: Runner };
+  readonly runners: Record<Pool, Runner>;
 }
 
 export interface WorkerOptions {
@@ -83,30 +93,38 @@ export interface WorkerOptions {
   resetLockedIntervalMs?: number;
 }
 
-/** Two supervised pools: the file tasks with FILE_CONCURRENCY, every other task with WORKER_CONCURRENCY. */
+/** The supervised pools of one worker process (see poolTasks). */
 export async function startWorker(deps: Deps, databaseUrl: string, opts: WorkerOptions = {}): Promise<Worker> {
   const all = buildTaskList(deps);
+  const pooled = new Set<string>(Object.values(poolTasks).flat());
   const pick = (keep: (name: string) => boolean) => Object.fromEntries(Object.entries(all).filter(([name]) => keep(name)));
-  const isFileTask = (name: string) => (fileTasks as readonly string[]).includes(name);
-  const files = await superviseRunner(deps, 'files', databaseUrl, opts, { concurrency: deps.config.fileConcurrency, taskList: pick(isFileTask) });
-  let main: SupervisedRunner;
+  const own = (names: readonly string[]) => pick((name) => names.includes(name));
+  const specs: [Pool, Pick<RunnerOptions, 'concurrency' | 'taskList' | 'crontab'>][] = [
+    ['files', { concurrency: deps.config.fileConcurrency, taskList: own(poolTasks.files) }],
+    ['thumbnails', { concurrency: 1, taskList: own(poolTasks.thumbnails) }],
+    [
+      'main',
+      {
+        concurrency: deps.config.workerConcurrency,
+        taskList: pick((name) => !pooled.has(name)),
+        // Periodic tasks; graphile-worker makes sure one worker runs each tick.
+        crontab: '*/5 * * * * sweep_stranded_messages\n*/5 * * * * sweep_stuck_files\n17 * * * * prune_retention',
+      },
+    ],
+  ];
+  const started: [Pool, SupervisedRunner][] = [];
   try {
-    main = await superviseRunner(deps, 'main', databaseUrl, opts, {
-      concurrency: deps.config.workerConcurrency,
-      taskList: pick((name) => !isFileTask(name)),
-      // Periodic tasks; graphile-worker makes sure one worker runs each tick.
-      crontab: '*/5 * * * * sweep_stranded_messages\n*/5 * * * * sweep_stuck_files\n17 * * * * prune_retention',
-    });
+    for (const [pool, spec] of specs) started.push([pool, await superviseRunner(deps, pool, databaseUrl, opts, spec)]);
   } catch (err) {
-    await files.stop();
+    await Promise.all(started.map(([, r]) => r.stop()));
     throw err;
   }
   return {
     get runners() {
-      return { files: files.runner, main: main.runner };
+      return Object.fromEntries(started.map(([pool, r]) => [pool, r.runner])) as Record<Pool, Runner>;
     },
     stop: async () => {
-      await Promise.all([files.stop(), main.stop()]);
+      await Promise.all(started.map(([, r]) => r.stop()));
     },
   };
 }
@@ -124,7 +142,7 @@ interface SupervisedRunner {
  */
 async function superviseRunner(
   deps: Deps,
-  pool: 'files' | 'main',
+  pool: Pool,
   databaseUrl: string,
   opts: WorkerOptions,
   own: Pick<RunnerOptions, 'concurrency' | 'taskList' | 'crontab'>,

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { JobHelpers } from 'graphile-worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILE_MAX_ATTEMPTS, fetchDocumentFiles } from '../src/files/tasks.js';
+import { renderThumbnails } from '../src/files/thumbnail-job.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { fileJobsOf } from './helpers/jobs.js';
 import { makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
@@ -113,6 +114,35 @@ describe('fetch_document_files', () => {
       error: `provider answered HTTP 502 (gave up after ${FILE_MAX_ATTEMPTS} attempts)`,
       attempts: FILE_MAX_ATTEMPTS,
     });
+    await ctx.database.db.execute(sql`delete from graphile_worker._private_jobs`);
+  });
+
+  it('settles and announces files without waiting for their thumbnails, drawn after by one job per batch', async () => {
+    const [a, b, t] = [id(), id(), id()];
+    site.route('/a.pdf', send(await makePdf(['Bill A']), 'application/pdf'));
+    site.route('/b.pdf', send(await makePdf(['Bill B']), 'application/pdf'));
+    await sync([{ id: a, url: site.url('/a.pdf') }, { id: b, url: site.url('/b.pdf') }, { id: t, url: site.url('/ok.txt') }]);
+    const entries = await handler([a, b, t], { job: { id: '777', attempts: 1, max_attempts: 25, priority: 0 } } as unknown as JobHelpers);
+    expect((await Promise.allSettled(entries ?? [])).map((e) => e.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    const thumbs = () =>
+      ctx.database.db.execute<{ id: number; status: string; thumb: string | null }>(sql`
+        select document_id::int as id, status, thumbnail_sha256 as thumb from document_files where document_id in (${a}, ${b}, ${t}) order by document_id`);
+    expect(await thumbs()).toEqual([a, b, t].map((d) => ({ id: d, status: 'ready', thumb: null })));
+    const [{ n }] = await ctx.database.db.execute<{ n: number }>(
+      sql`select count(*)::int as n from graphile_worker.jobs where key in (${`announce:${a}`}, ${`announce:${b}`}, ${`announce:${t}`})`,
+    );
+    expect(n).toBe(3);
+    const [job] = await ctx.database.db.execute<{ payload: number[] }>(
+      sql`select payload from graphile_worker._private_jobs where key = 'thumbnails:777'`,
+    );
+    expect([...job.payload].sort()).toEqual([a, b, t].sort());
+
+    const draw = renderThumbnails(ctx.deps);
+    await draw(job.payload, {} as JobHelpers);
+    const drawn = await thumbs();
+    expect(drawn.map((r) => r.thumb !== null)).toEqual([true, true, false]); // a text file has none
+    await draw(job.payload, {} as JobHelpers); // a re-run draws nothing twice
+    expect(await thumbs()).toEqual(drawn);
     await ctx.database.db.execute(sql`delete from graphile_worker._private_jobs`);
   });
 

@@ -66,6 +66,16 @@ async function settled(userId: number, docId: number, timeoutMs = 60_000): Promi
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+/** Poll until the thumbnail, drawn after the file is ready (render_thumbnails), is there. */
+async function withThumbnail(userId: number, docId: number, timeoutMs = 60_000): Promise<DocumentJson> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const doc = await documentOf(userId, docId);
+    if (doc.thumb_url) return doc;
+    if (Date.now() > until) throw new Error(`document ${docId} has no thumbnail`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 /** A link of the API as a path through the app (PUBLIC_URL stripped). */
 const get = (link: string, headers: Record<string, string> = {}) =>
   Promise.resolve(ctx.app.request(link.slice(ctx.config.publicUrl.length), { headers }));
@@ -93,7 +103,7 @@ describe('document files', { timeout: 90_000 }, () => {
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(Buffer.from(await res.arrayBuffer()).equals(pdf)).toBe(true);
 
-    const thumb = await get(doc.thumb_url!);
+    const thumb = await get((await withThumbnail(u, d)).thumb_url!);
     expect(thumb.status).toBe(200);
     expect(thumb.headers.get('content-type')).toBe('image/png');
     const png = Buffer.from(await thumb.arrayBuffer());
@@ -164,7 +174,7 @@ describe('document files', { timeout: 90_000 }, () => {
     expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="Facture web\.html"/);
     expect(res.headers.get('content-security-policy')).toMatch(/sandbox/);
     expect(await res.text()).toBe(html);
-    const png = Buffer.from(await (await get(doc.thumb_url!)).arrayBuffer());
+    const png = Buffer.from(await (await get((await withThumbnail(u, d)).thumb_url!)).arrayBuffer());
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     expect(pngSize(png).width).toBe(300);
   });
@@ -298,7 +308,7 @@ describe('document files', { timeout: 90_000 }, () => {
     site.route('/b/shared.pdf', send(shared, 'application/pdf'));
     await sync(u1, [{ id: d1, url: site.url('/a/shared.pdf') }], { connectionId: c1 });
     await sync(u2, [{ id: d2, url: site.url('/b/shared.pdf') }], { connectionId: c2 });
-    const [f1, f2] = [await settled(u1, d1), await settled(u2, d2)];
+    const [f1, f2] = [await withThumbnail(u1, d1), await withThumbnail(u2, d2)];
     expect(f1.file.sha256).toBe(sha(shared));
     expect(f2.file.sha256).toBe(sha(shared));
     expect(await blobCount(sha(shared))).toBe(1);

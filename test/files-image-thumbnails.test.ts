@@ -6,6 +6,7 @@ import { HtmlRenderer } from '../src/files/chromium.js';
 import { declaredDimensions } from '../src/files/image.js';
 import { createFileServices, type FileServices } from '../src/files/services.js';
 import { fetchDocumentFile } from '../src/files/tasks.js';
+import { renderThumbnails } from '../src/files/thumbnail-job.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { send, startProviderSite, type ProviderSite } from './helpers/provider.js';
 import { syncedPayload } from './helpers/webhooks.js';
@@ -123,6 +124,7 @@ describe('an image document', () => {
     const res = await ctx.sendWebhook('CONNECTION_SYNCED', syncedPayload({ userId: u, connectionId: id(), subscriptions: [{ id: id(), documents: [{ id: d, url: site.url(path) }] }] }));
     expect(res.status).toBe(200);
     await fetchDocumentFile(ctx.deps)({ documentId: d }, { job: { attempts: 1, max_attempts: 25 } } as unknown as JobHelpers);
+    await renderThumbnails(ctx.deps)([d], {} as JobHelpers); // drawn after the file is ready
     return (await (await ctx.request('GET', `/users/${u}/documents/${d}`)).json()) as {
       thumb_url: string | null;
       file: { status: string; content_type: string };

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStuckFiles } from '../src/files/sweep.js';
 import { ADMIN_TOKEN, createTestContext, type TestContext } from './helpers/context.js';
 import { makeHugeImagePdf, makePdf, send, startProviderSite, type ProviderSite } from './helpers/provider.js';
-import { fileJobsOf } from './helpers/jobs.js';
+import { fileJobsOf, waitForIdleQueue } from './helpers/jobs.js';
 import { waitUntil } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
 
@@ -70,12 +70,14 @@ describe('a PDF that explodes when drawn', () => {
     };
     const hugeDoc = await waitUntil(() => settled(h), 90_000, 'the huge PDF settled');
     expect(hugeDoc.file).toMatchObject({ status: 'ready', content_type: 'application/pdf', size: huge.length });
-    expect(hugeDoc.thumb_url).toBeNull();
 
+    // Its thumbnail is drawn after (render_thumbnails), and the next file's after it.
     const n = await addDocument(u, '/next.pdf');
-    const next = await waitUntil(() => settled(n), 60_000, 'the next PDF settled');
+    const next = await waitUntil(async () => (await settled(n))?.thumb_url && documentOf(u, n), 90_000, 'the next PDF with its thumbnail');
     expect(next.file.status).toBe('ready');
-    expect(next.thumb_url).not.toBeNull();
+    // The huge PDF's thumbnail job ran first (one thumbnail slot) and ended without a thumbnail.
+    await waitForIdleQueue(ctx.database.db, ['render_thumbnails'], 30_000);
+    expect((await documentOf(u, h)).thumb_url).toBeNull();
     expect(child.exitCode).toBeNull(); // the same worker process
   }, 180_000);
 });

@@ -10,11 +10,10 @@ import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { enqueueFileFetches } from '../jobs/files.js';
-import { announceJobKey } from '../jobs/keys.js';
+import { announceJobKey, thumbnailJobKey } from '../jobs/keys.js';
 import { download, FetchError, type Downloaded } from './fetch.js';
 import type { FileServices } from './services.js';
 import { sniffFile } from './sniff.js';
-import { IMAGE_TYPES } from './thumbnails.js';
 import { PgBlobStore, type BlobInfo, type BlobStore } from '../blobs/store.js';
 
 /**
@@ -110,8 +109,8 @@ async function claimFiles(deps: Deps, documentIds: readonly number[]): Promise<C
 
 /**
  * One try at one claimed file: download it, sniff its type, convert HTML to PDF when
- * force_pdf was on at its sync, draw a thumbnail, store the blobs, and settle
- * `file.status` — in one transaction with the announce_document job, so that
+ * force_pdf was on at its sync, store the blobs, and settle `file.status` — in one
+ * transaction with the announce_document job (and the thumbnail's, drawn after), so that
  * notifications always follow the file and a crash anywhere before that commit leaves a
  * pending file that a retry completes.
  *
@@ -124,15 +123,14 @@ function fileFetcher(deps: Deps) {
   const store: BlobStore = new PgBlobStore(deps.db);
   const log = deps.log.child({ task: 'fetch_document_files' });
 
-  return async (file: Claimed, job: Pick<Job, 'attempts' | 'max_attempts' | 'priority'>): Promise<void> => {
+  return async (file: Claimed, job: Pick<Job, 'id' | 'attempts' | 'max_attempts' | 'priority'>): Promise<void> => {
     const { documentId } = file;
     const started = performance.now();
     const count = (outcome: 'ready' | 'failed' | 'none' | 'retry') => {
       deps.metrics.fileJobs.inc({ outcome });
       deps.metrics.fileJobDuration.observe({ outcome }, (performance.now() - started) / 1000);
     };
-    // Announcements follow at the priority of the batch: a backfill's after fresh bills'.
-    const priority = job.priority ?? 0;
+    const then: FollowUps = { priority: job.priority ?? 0, thumbnails: job.id ?? `document-${documentId}` };
     if (!file.sourceUrl) {
       await settleWithoutFile(deps, documentId);
       count('none');
@@ -142,7 +140,7 @@ function fileFetcher(deps: Deps) {
     try {
       const downloaded = await download(file.sourceUrl, join(dir, 'download'), limits, downloads);
       const outcome = await blobsOfDownload(downloaded, file.forcePdf, deps.files, (msg, err) => log.warn({ documentId, err }, msg));
-      await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome }, priority);
+      await storeAndSettleFile(deps, store, documentId, { status: 'ready', outcome }, then);
       count('ready');
       log.info({ documentId, sha256: outcome.main.sha256, size: outcome.main.size, type: outcome.main.contentType }, 'file ready');
     } catch (err) {
@@ -162,7 +160,7 @@ function fileFetcher(deps: Deps) {
       }
       if (!known) log.error({ documentId, err }, 'file failed on an internal error');
       const error = permanent ? reason : `${reason} (gave up after ${attempts} attempts)`;
-      await storeAndSettleFile(deps, store, documentId, { status: 'failed', error }, priority);
+      await storeAndSettleFile(deps, store, documentId, { status: 'failed', error }, then);
       count('failed');
       log.info({ documentId, error }, 'file failed');
     } finally {
@@ -188,11 +186,15 @@ interface StoredBlob extends BlobInfo {
   source: string | Buffer;
 }
 
-/** Type, conversion and thumbnail of a downloaded file; nothing is written yet. */
+/**
+ * Type and conversion of a downloaded file; nothing is written yet. The thumbnail is drawn
+ * later, off the announcement's path (render_thumbnails, files/thumbnail-job.ts), except
+ * for a page converted to PDF: Chromium draws it in the same render.
+ */
 async function blobsOfDownload(
   file: Downloaded,
   forcePdf: boolean,
-  { renderer, pdfThumbnail, imageThumbnail }: FileServices,
+  { renderer }: FileServices,
   warn: (msg: string, err: unknown) => void,
 ): Promise<Outcome> {
   const sniffed = await sniffFile(file.path);
@@ -203,51 +205,20 @@ async function blobsOfDownload(
     contentType: sniffed.mime.startsWith('text/') && charset ? `${sniffed.mime}; charset=${charset}` : sniffed.mime,
     source: file.path,
   };
+  if (sniffed.mime !== 'text/html' || !forcePdf) return { main: downloaded };
 
-  if (sniffed.mime === 'text/html') {
-    const html = await readFile(file.path);
-    if (forcePdf) {
-      let rendered;
-      try {
-        rendered = await renderer.render(html, { pdf: true, charset });
-      } catch (err) {
-        // The download went well: keep the page as it came (served as an attachment, in its
-        // sandbox) rather than fetch and render it again, and say why it is not a PDF.
-        // The reason in file.error is told to clients: the details go to the log only.
-        warn('HTML to PDF conversion failed; the original page is kept', err);
-        const why = (err as Error).name === 'TimeoutError' ? 'timed out' : 'the page could not be rendered';
-        return { main: downloaded, error: `HTML to PDF conversion failed: ${why}` };
-      }
-      return { main: bufferBlob(rendered.pdf!, 'application/pdf'), original: downloaded, thumbnail: bufferBlob(rendered.png, 'image/png') };
-    }
-    try {
-      const { png } = await renderer.render(html, { pdf: false, charset });
-      return { main: downloaded, thumbnail: bufferBlob(png, 'image/png') };
-    } catch (err) {
-      warn('HTML thumbnail failed; the file is kept without one', err);
-      return { main: downloaded };
-    }
+  let rendered;
+  try {
+    rendered = await renderer.render(await readFile(file.path), { pdf: true, charset });
+  } catch (err) {
+    // The download went well: keep the page as it came (served as an attachment, in its
+    // sandbox) rather than fetch and render it again, and say why it is not a PDF.
+    // The reason in file.error is told to clients: the details go to the log only.
+    warn('HTML to PDF conversion failed; the original page is kept', err);
+    const why = (err as Error).name === 'TimeoutError' ? 'timed out' : 'the page could not be rendered';
+    return { main: downloaded, error: `HTML to PDF conversion failed: ${why}` };
   }
-
-  if (sniffed.mime === 'application/pdf') {
-    try {
-      return { main: downloaded, thumbnail: bufferBlob(await pdfThumbnail(await readFile(file.path)), 'image/png') };
-    } catch (err) {
-      // A PDF pdf.js cannot draw (damaged, encrypted, past the thumbnail's limits) is still
-      // the provider's file.
-      warn('PDF thumbnail failed; the file is kept without one', err);
-      return { main: downloaded };
-    }
-  }
-  if (IMAGE_TYPES.has(sniffed.mime)) {
-    try {
-      return { main: downloaded, thumbnail: bufferBlob(await imageThumbnail(await readFile(file.path)), 'image/png') };
-    } catch (err) {
-      warn('image thumbnail failed; the file is kept without one', err); // e.g. more pixels than the limit
-      return { main: downloaded };
-    }
-  }
-  return { main: downloaded };
+  return { main: bufferBlob(rendered.pdf!, 'application/pdf'), original: downloaded, thumbnail: bufferBlob(rendered.png, 'image/png') };
 }
 
 function bufferBlob(data: Buffer, contentType: string): StoredBlob {
@@ -266,7 +237,7 @@ type Settlement = { status: 'ready'; outcome: Outcome } | { status: 'failed'; er
  * row is locked first: a concurrent erasure either ran before (the row is gone: no-op) or
  * waits for this commit and then sweeps what became unreferenced.
  */
-async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: number, s: Settlement, priority = 0): Promise<void> {
+async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: number, s: Settlement, then: FollowUps = { priority: 0 }): Promise<void> {
   await deps.db.transaction(async (tx) => {
     const [file] = await tx
       .select({ status: documentFiles.status })
@@ -290,15 +261,35 @@ async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: numb
           updatedAt: sql`now()`,
         })
         .where(eq(documentFiles.documentId, documentId));
+      // A page whose conversion failed gets no thumbnail either (Chromium could not draw it).
+      if (!thumbnail && !s.outcome.error && then.thumbnails) {
+        // The files settled by one batch join one thumbnail job (a batch job: graphile-worker
+        // merges the arrays added under one key while it waits, here for THUMBNAIL_DELAY_MS).
+        await enqueue(tx, 'render_thumbnails', [documentId], {
+          jobKey: thumbnailJobKey(then.thumbnails),
+          jobKeyMode: 'preserve_run_at',
+          runAt: new Date(Date.now() + THUMBNAIL_DELAY_MS),
+          priority: then.priority,
+        });
+      }
     } else {
       await tx
         .update(documentFiles)
         .set({ status: 'failed', error: s.error, updatedAt: sql`now()` })
         .where(eq(documentFiles.documentId, documentId));
     }
-    await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId), priority });
+    await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId), priority: then.priority });
   });
 }
+
+/** What a settled file queues, at the priority of its batch (a backfill's after fresh bills'). */
+interface FollowUps {
+  priority: number;
+  /** The batch whose thumbnail job this file joins; none: no thumbnail. */
+  thumbnails?: string;
+}
+/** How long a thumbnail job waits for the other files of its batch. */
+const THUMBNAIL_DELAY_MS = 2_000;
 
 /** Settle a pending file as failed (and announce it); for the stuck-file sweep. */
 export async function failPendingFile(deps: Deps, documentId: number, error: string): Promise<void> {

@@ -14,6 +14,8 @@ export const jobCatalog = {
   fetch_document_files: z.array(z.number().int()),
   /** The same for one document, as releases before batches queued it (handled by the same code). */
   fetch_document_file: z.object({ documentId: z.number().int() }),
+  /** Thumbnails of ready files, drawn after their announcement (files/thumbnail-job.ts); a batch job. */
+  render_thumbnails: z.array(z.number().int()),
   /** A document's file is settled (ready, failed or none): announce it (notify/announce.ts). */
   announce_document: z.object({ documentId: z.number().int() }),
   /**

@@ -14,6 +14,8 @@ import type { Tx } from '../db/client.js';
  * document_files says whether it is still to be fetched.
  */
 export const fileJobKey = (documentId: number) => `file:${documentId}`;
+/** `render_thumbnails` of the files settled by one file job (its id). */
+export const thumbnailJobKey = (fileJob: string) => `thumbnails:${fileJob}`;
 /** `announce_document` of one document whose file is settled. */
 export const announceJobKey = (documentId: number) => `announce:${documentId}`;
 /** `send_document_email` of one announced document. */
