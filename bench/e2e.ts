@@ -87,11 +87,23 @@ async function measure(name: string, svc: BenchService, arrivals: Awaited<Return
   const until = performance.now() + WAIT_AFTER_MS;
   while (performance.now() < until && [...sentAt.keys()].some((id) => !arrivals.arrived.has(id))) await new Promise((r) => setTimeout(r, 100));
   const lat = [...sentAt].filter(([id]) => arrivals.arrived.has(id)).map(([id, at]) => (arrivals.arrived.get(id)! - at) / 1000).sort((a, b) => a - b);
+  // Where the time went, by step: the file settled (document_files.updated_at) and the
+  // document.created event recorded (events.created_at), from the webhook's 200.
+  const steps = await svc.database.sql<{ id: number; file: number; event: number | null }[]>`
+    select f.document_id::float8 as id, extract(epoch from f.updated_at) * 1000 as file, extract(epoch from e.created_at) * 1000 as event
+    from document_files f left join events e on e.dedupe_key = 'document.created:' || f.document_id
+    where f.document_id = any(${svc.database.sql.array([...sentAt.keys()])}::bigint[])`;
+  const since = (at: number | null, id: number) => (at === null ? [] : [(at - (performance.timeOrigin + sentAt.get(Number(id))!)) / 1000]);
+  const fileLat = steps.flatMap((r) => since(Number(r.file), r.id)).sort((a, b) => a - b);
+  const eventLat = steps.flatMap((r) => since(r.event === null ? null : Number(r.event), r.id)).sort((a, b) => a - b);
+  const p = (xs: number[], q: number) => (xs.length ? percentile(xs, q).toFixed(2) : 'n/a');
   report(name, {
     'bills sent': sentAt.size,
     'missing after 60 s more': sentAt.size - lat.length,
-    'p50 s': lat.length ? percentile(lat, 50).toFixed(2) : 'n/a',
-    'p99 s': lat.length ? percentile(lat, 99).toFixed(2) : 'n/a',
+    'p50 s': p(lat, 50),
+    'p99 s': p(lat, 99),
+    'file settled p50/p99 s': `${p(fileLat, 50)} / ${p(fileLat, 99)}`,
+    'document.created recorded p50/p99 s': `${p(eventLat, 50)} / ${p(eventLat, 99)}`,
     target,
   });
 }

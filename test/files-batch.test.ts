@@ -57,16 +57,20 @@ describe('fetch_document_files', () => {
     await sync([...large.map((d) => ({ id: d, url: site.url('/ok.txt') })), { id: noUrl }]);
 
     const [smallJob] = await fileJobsOf(ctx.database.db, small[0]);
-    expect(smallJob.priority).toBe(0);
+    expect(smallJob).toMatchObject({ priority: 0, queue_name: null });
     for (const d of small) expect((await fileJobsOf(ctx.database.db, d))[0].id).toBe(smallJob.id);
     const largeJobs = new Map<string, number>();
+    const lanes = new Set<string | null>();
     for (const d of large) {
       const jobs = await fileJobsOf(ctx.database.db, d);
       expect(jobs).toHaveLength(1);
       expect(jobs[0].priority).toBe(1);
       largeJobs.set(jobs[0].id, (largeJobs.get(jobs[0].id) ?? 0) + 1);
+      lanes.add(jobs[0].queue_name);
     }
     expect([...largeJobs.values()]).toEqual([100, 100, 50]);
+    // Backfill batches run in two lanes, one at a time in each: they never hold every slot.
+    expect([...lanes].sort()).toEqual(['files:backfill:0', 'files:backfill:1']);
     // Nothing to fetch: straight to its announcement, at the sync's priority.
     expect(await fileJobsOf(ctx.database.db, noUrl)).toEqual([]);
     const [announce] = await ctx.database.db.execute<{ priority: number }>(sql`select priority from graphile_worker.jobs where key = ${`announce:${noUrl}`}`);

@@ -21,13 +21,23 @@ export function filePriority(count: number): number {
 }
 
 /**
+ * Lanes of backfill work: the batches of large syncs (priority above 0) run in these
+ * graphile-worker named queues, one batch at a time in each, so that however many are
+ * queued they hold at most this many slots of the file pools — the others stay free for
+ * the batches of fresh syncs, which otherwise wait for a backfill batch to end.
+ */
+export const BACKFILL_LANES = 2;
+export const backfillQueue = (lane: number) => `files:backfill:${lane % BACKFILL_LANES}`;
+
+/**
  * Queue the fetch of these pending files, on the caller's transaction (files/tasks.ts
  * settles them), by default at the priority of a sync of their number.
  */
 export async function enqueueFileFetches(tx: Tx, documentIds: readonly number[], priority = filePriority(documentIds.length)): Promise<void> {
-  const batches: { payload: number[]; priority: number }[] = [];
+  const batches: { payload: number[]; priority: number; queueName?: string }[] = [];
   for (let i = 0; i < documentIds.length; i += FILE_BATCH_SIZE) {
-    batches.push({ payload: documentIds.slice(i, i + FILE_BATCH_SIZE), priority });
+    const payload = documentIds.slice(i, i + FILE_BATCH_SIZE);
+    batches.push({ payload, priority, ...(priority > 0 ? { queueName: backfillQueue(i / FILE_BATCH_SIZE) } : {}) });
   }
   await enqueueMany(tx, 'fetch_document_files', batches);
 }

@@ -46,8 +46,8 @@ export async function rescheduleNow(db: Db, where: ReturnType<typeof sql>, opts:
  * payload: read from `_private_jobs`, as helpers/notify.ts does).
  */
 export async function fileJobsOf(db: Db, documentId: number) {
-  return db.execute<{ id: string; attempts: number; last_error: string | null; run_at: Date; locked_at: string | null; priority: number }>(sql`
-    select j.id, j.attempts, j.last_error, j.run_at, j.locked_at::text, j.priority
+  return db.execute<{ id: string; attempts: number; last_error: string | null; run_at: Date; locked_at: string | null; priority: number; queue_name: string | null }>(sql`
+    select j.id, j.attempts, j.last_error, j.run_at, j.locked_at::text, j.priority, j.queue_name
     from graphile_worker.jobs j join graphile_worker._private_jobs p using (id)
     where j.task_identifier = 'fetch_document_files' and p.payload::jsonb @> ${JSON.stringify([documentId])}::jsonb
     order by j.id`);
