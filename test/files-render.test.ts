@@ -40,7 +40,10 @@ describe('Chromium', () => {
   it.each(launches)('renders a stored page to PDF and PNG with %s, without running its script', async (_name, pick) => {
     const renderer = new HtmlRenderer(undefined, { idleCloseMs: 60_000, timeoutMs: 60_000 }, pick);
     renderers.push(renderer);
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'].map((s) => process.listenerCount(s));
     const { pdf, png } = await renderer.render(page, { pdf: true });
+    // Launching adds no signal handler: on SIGTERM, main.ts drains first and closes Chromium itself.
+    expect(['SIGINT', 'SIGTERM', 'SIGHUP'].map((s) => process.listenerCount(s))).toEqual(signals);
     expect(pdf!.subarray(0, 5).toString()).toBe('%PDF-');
     const text = await pdfPageText(pdf!);
     expect(text).toContain('Quittance de loyer');

@@ -145,6 +145,12 @@ export class HtmlRenderer {
             args: c.args,
             timeout: this.opts.timeoutMs,
             userDataDir: profile,
+            // puppeteer's own signal handlers would close Chromium (and may end the process)
+            // on SIGTERM before main.ts drains: the running jobs must finish rendering first,
+            // and main.ts closes the browser itself (FileServices.close).
+            handleSIGINT: false,
+            handleSIGTERM: false,
+            handleSIGHUP: false,
           });
         } catch (err) {
           await rm(profile, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
