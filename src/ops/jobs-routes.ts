@@ -4,7 +4,7 @@ import { bearer, errorResponses, jsonResponse } from '../http/openapi.js';
 import type { Deps } from '../deps.js';
 import { AppError, notFound } from '../errors.js';
 import { newRouter } from '../http/router.js';
-import { discardJob, listFailedJobs, retryFailedJob, type JobAction } from './failed-jobs.js';
+import { discardJob, listFailedJobs, retryFailedJob, type JobAction } from '../jobs/failed.js';
 
 /** Jobs that failed for good: listed, retried, discarded. */
 const FailedJobSchema = z

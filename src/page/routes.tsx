@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { Hono } from 'hono';
 import type { Deps } from '../deps.js';
-import { discardJob, listFailedJobs, retryFailedJob } from '../ops/failed-jobs.js';
+import { discardJob, listFailedJobs, retryFailedJob } from '../jobs/failed.js';
 import { retryFailedFile } from './actions.js';
 import { connectionsView, failedFiles, flowByHour, totals } from './data.js';
 import { LOGIN_CSRF_COOKIE, newLoginNonce, newSession, readSession, sameString, SESSION_COOKIE, sessionTtlS, type Session } from './session.js';

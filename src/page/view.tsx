@@ -1,5 +1,5 @@
 import type { Child, FC } from 'hono/jsx';
-import type { FailedJob } from '../ops/failed-jobs.js';
+import type { FailedJob } from '../jobs/failed.js';
 import type { ConnectionsView, FailedFile, Flow, HourPoint } from './data.js';
 import { css } from './style.js';
 
