@@ -30,50 +30,45 @@ export interface RetentionDays {
 
 type Step = { table: string; days: keyof RetentionDays; batch: (cutoff: string, limit: number) => SQL };
 
+/**
+ * One batch of `table`'s rows that `expired` holds for (a condition on the alias it is
+ * given): picked by `key` in a subquery, and checked again on the rows deleted.
+ */
+const expiredRows =
+  (table: string, key: string, expired: (alias: SQL, cutoff: string) => SQL) =>
+  (cutoff: string, limit: number) => {
+    const [t, x] = [sql.raw('t'), sql.raw('x')];
+    return sql`
+      delete from ${sql.identifier(table)} t
+      where t.${sql.identifier(key)} in (select x.${sql.identifier(key)} from ${sql.identifier(table)} x where ${expired(x, cutoff)} limit ${limit})
+        and ${expired(t, cutoff)}`;
+  };
+
+const before = (alias: SQL, column: string, cutoff: string) => sql`${alias}.${sql.identifier(column)} < ${cutoff}::timestamptz`;
+
 // Order matters: messages go before the events they reference.
 const steps: Step[] = [
   {
     table: 'messages',
     days: 'deliveries',
-    batch: (cutoff, limit) => sql`
-      delete from messages m
-      where m.id in (select id from messages where created_at < ${cutoff}::timestamptz and status in ('succeeded', 'failed') limit ${limit})
-        and m.created_at < ${cutoff}::timestamptz and m.status in ('succeeded', 'failed')`,
+    batch: expiredRows('messages', 'id', (m, cutoff) => sql`${before(m, 'created_at', cutoff)} and ${m}.status in ('succeeded', 'failed')`),
   },
   {
     table: 'email_deliveries',
     days: 'deliveries',
-    batch: (cutoff, limit) => sql`
-      delete from email_deliveries d
-      where d.document_id in (select document_id from email_deliveries where updated_at < ${cutoff}::timestamptz and status in ('sent', 'failed') limit ${limit})
-        and d.updated_at < ${cutoff}::timestamptz and d.status in ('sent', 'failed')`,
+    batch: expiredRows('email_deliveries', 'document_id', (d, cutoff) => sql`${before(d, 'updated_at', cutoff)} and ${d}.status in ('sent', 'failed')`),
   },
   {
     table: 'events',
     days: 'events',
-    batch: (cutoff, limit) => sql`
-      delete from events e
-      where e.id in (
-          select id from events x where x.created_at < ${cutoff}::timestamptz
-            and not exists (select 1 from messages m where m.event_id = x.id) limit ${limit})
-        and e.created_at < ${cutoff}::timestamptz
-        and not exists (select 1 from messages m where m.event_id = e.id)`,
+    batch: expiredRows(
+      'events',
+      'id',
+      (e, cutoff) => sql`${before(e, 'created_at', cutoff)} and not exists (select 1 from messages m where m.event_id = ${e}.id)`,
+    ),
   },
-  {
-    table: 'captcha_attempts',
-    days: 'events',
-    batch: (cutoff, limit) => sql`
-      delete from captcha_attempts
-      where id in (select id from captcha_attempts where at < ${cutoff}::timestamptz limit ${limit}) and at < ${cutoff}::timestamptz`,
-  },
-  {
-    table: 'inbound_deliveries',
-    days: 'inboundKeys',
-    batch: (cutoff, limit) => sql`
-      delete from inbound_deliveries
-      where key in (select key from inbound_deliveries where received_at < ${cutoff}::timestamptz limit ${limit})
-        and received_at < ${cutoff}::timestamptz`,
-  },
+  { table: 'captcha_attempts', days: 'events', batch: expiredRows('captcha_attempts', 'id', (c, cutoff) => before(c, 'at', cutoff)) },
+  { table: 'inbound_deliveries', days: 'inboundKeys', batch: expiredRows('inbound_deliveries', 'key', (i, cutoff) => before(i, 'received_at', cutoff)) },
 ];
 
 /** Delete what is past its period; returns the rows deleted per table. */
