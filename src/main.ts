@@ -1,13 +1,13 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { join } from 'node:path';
 import { createApp } from './app.js';
-import { ConfigError, linkSignerOf, loadConfig } from './config.js';
+import { ConfigError, linkSignerOf, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/client.js';
 import { surviveDriverSocketRace } from './db/driver-crash.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDatabase } from './db/migrate.js';
 import type { Deps } from './deps.js';
-import { createFileServices } from './files/services.js';
+import type { FileServices } from './files/services.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './ops/metrics.js';
 import { serveMetrics } from './ops/metrics-routes.js';
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
 
   await migrateDatabase(databaseUrl);
   const database = openDatabase(databaseUrl);
-  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config), files: createFileServices(config) };
+  const deps: Deps = { config, db: database.db, log, links: linkSignerOf(config), metrics: createMetrics(), notify: createNotifyServices(config), files: await fileServices(config) };
 
   let server: ServerType | undefined;
   let worker: Worker | undefined;
@@ -98,6 +98,26 @@ async function main(): Promise<void> {
     await stopEmbedded?.();
     log.info('stopped');
     process.exit(0);
+  };
+}
+
+/**
+ * Chromium's driver, the download agent and the thumbnail thread serve only the worker's
+ * tasks: a web process neither imports nor builds them (some 30 MiB it would hold idle;
+ * test/inbound-unsigned-uploads.test.ts measures the web process).
+ */
+async function fileServices(config: Config): Promise<FileServices> {
+  if (config.role !== 'web') return (await import('./files/services.js')).createFileServices(config);
+  const absent = (): never => {
+    throw new Error('file services are built only where the worker runs (ROLE=worker or all)');
+  };
+  return {
+    get renderer() { return absent(); },
+    get downloads() { return absent(); },
+    get limits() { return absent(); },
+    imageThumbnail: absent,
+    pdfThumbnail: absent,
+    close: async () => {},
   };
 }
 

@@ -20,9 +20,10 @@ export interface ServiceProcess {
 
 const main = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
-export async function startServiceProcess(databaseUrl: string, role: 'web' | 'worker' | 'all', env: Record<string, string> = {}): Promise<ServiceProcess> {
+/** `built`: the path of a main.js (helpers/built-service.ts) to run instead of src/main.ts through tsx. */
+export async function startServiceProcess(databaseUrl: string, role: 'web' | 'worker' | 'all', env: Record<string, string> = {}, built?: string): Promise<ServiceProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', main, `--role=${role}`], {
+  const child = spawn(process.execPath, [...(built ? [built] : ['--import', 'tsx', main]), `--role=${role}`], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
