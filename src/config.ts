@@ -52,6 +52,7 @@ const EnvSchema = z.object({
   RETAIN_DELIVERIES_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   RETAIN_EVENTS_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   RETAIN_INBOUND_KEYS_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  SHUTDOWN_TIMEOUT_S: z.coerce.number().int().min(1).default(90),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -100,6 +101,8 @@ export interface Config {
   ops: { webhookUrl?: string; webhookSecret?: string; email?: string };
   /** Days kept by prune_retention (retention/prune.ts). */
   retentionDays: { deliveries: number; events: number; inboundKeys: number };
+  /** After a SIGTERM, how long jobs may run on before they are aborted and released (main.ts). */
+  shutdownTimeoutS: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
@@ -148,6 +151,11 @@ export function loadConfig(
   if (production && !e.INBOUND_WEBHOOK_SECRET) {
     throw new ConfigError('INBOUND_WEBHOOK_SECRET must be set when NODE_ENV=production');
   }
+  // Every file link in the API, webhooks and mails is built on it: http://localhost links
+  // from a deployed service would reach nobody.
+  if (production && !e.PUBLIC_URL) {
+    throw new ConfigError('PUBLIC_URL must be set when NODE_ENV=production (the https:// address clients reach the service at)');
+  }
 
   return {
     production,
@@ -178,6 +186,7 @@ export function loadConfig(
     metricsPort: e.METRICS_PORT,
     ops: { webhookUrl: e.OPS_WEBHOOK_URL, webhookSecret: e.OPS_WEBHOOK_SECRET, email: e.OPS_EMAIL },
     retentionDays: { deliveries: e.RETAIN_DELIVERIES_DAYS, events: e.RETAIN_EVENTS_DAYS, inboundKeys: e.RETAIN_INBOUND_KEYS_DAYS },
+    shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -86,12 +86,25 @@ async function main(): Promise<void> {
   shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: draining requests and jobs');
+    log.info({ signal, timeoutS: config.shutdownTimeoutS }, 'shutting down: draining requests and jobs');
+    // Within the platform's kill timeout (fly.toml: 120 s): past SHUTDOWN_TIMEOUT_S, downloads
+    // are aborted and the jobs still running released to run again elsewhere; if even that
+    // hangs, the process exits anyway a little later.
+    const deadline = setTimeout(() => {
+      log.warn({ timeoutS: config.shutdownTimeoutS }, 'shutdown timeout: aborting downloads, releasing running jobs');
+      void deps.files.abortDownloads();
+      (server as { closeAllConnections?: () => void } | undefined)?.closeAllConnections?.();
+      setTimeout(() => {
+        log.error('shutdown did not finish; exiting');
+        process.exit(1);
+      }, 15_000).unref();
+    }, config.shutdownTimeoutS * 1000);
     await Promise.all([
       server && new Promise<void>((resolve) => server!.close(() => resolve())),
       metricsServer && new Promise<void>((resolve) => metricsServer.close(() => resolve())),
-      worker?.stop(),
+      worker?.stop(config.shutdownTimeoutS * 1000),
     ]);
+    clearTimeout(deadline);
     await deps.notify.close();
     await deps.files.close();
     await database.close();
@@ -117,6 +130,7 @@ async function fileServices(config: Config): Promise<FileServices> {
     get limits() { return absent(); },
     imageThumbnail: absent,
     pdfThumbnail: absent,
+    abortDownloads: async () => {},
     close: async () => {},
   };
 }

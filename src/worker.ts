@@ -78,8 +78,11 @@ export const poolTasks = {
 type Pool = keyof typeof poolTasks | 'main';
 
 export interface Worker {
-  /** Stops taking jobs and waits for the running ones to finish. */
-  stop(): Promise<void>;
+  /**
+   * Stops taking jobs and waits for the running ones to finish; past `deadlineMs`, those
+   * still running are released (failed with a retryable error: graphile-worker runs them again).
+   */
+  stop(deadlineMs?: number): Promise<void>;
   /** The graphile-worker runners in use, by pool (a new one after a restart). */
   readonly runners: Record<Pool, Runner>;
 }
@@ -123,15 +126,15 @@ export async function startWorker(deps: Deps, databaseUrl: string, opts: WorkerO
     get runners() {
       return Object.fromEntries(started.map(([pool, r]) => [pool, r.runner])) as Record<Pool, Runner>;
     },
-    stop: async () => {
-      await Promise.all(started.map(([, r]) => r.stop()));
+    stop: async (deadlineMs?: number) => {
+      await Promise.all(started.map(([, r]) => r.stop(deadlineMs)));
     },
   };
 }
 
 interface SupervisedRunner {
   readonly runner: Runner;
-  stop(): Promise<void>;
+  stop(deadlineMs?: number): Promise<void>;
 }
 
 /**
@@ -225,10 +228,12 @@ async function superviseRunner(
       return runner;
     },
     // runner.promise settles once the pool is released: a caller may then drop the database.
-    stop: async () => {
+    stop: async (deadlineMs?: number) => {
       stopping = true;
+      const deadline = deadlineMs === undefined ? undefined : setTimeout(() => void runner.kill('shutdown timeout').catch(() => {}), deadlineMs);
       await runner.stop().catch(() => {});
       await runner.promise.catch(() => {});
+      clearTimeout(deadline);
     },
   };
 }

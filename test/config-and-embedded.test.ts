@@ -11,7 +11,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'docrelay-cfg-'));
 describe('loadConfig', () => {
   it('applies the contract defaults', () => {
     const c = loadConfig({ DATA_DIR: tmp() });
-    expect(c).toMatchObject({ port: 3000, host: '127.0.0.1', role: 'all', inboundSignatureToleranceS: 900, linkTtlS: 86400, fileMaxBytes: 26214400, workerConcurrency: 4, fileConcurrency: 4, fileDownloadTimeoutS: 120, webhookTimezone: 'Europe/Paris', fetchAllowPrivateNetworks: false, publicUrl: 'http://localhost:3000' });
+    expect(c).toMatchObject({ port: 3000, host: '127.0.0.1', role: 'all', inboundSignatureToleranceS: 900, linkTtlS: 86400, fileMaxBytes: 26214400, workerConcurrency: 4, fileConcurrency: 4, fileDownloadTimeoutS: 120, webhookTimezone: 'Europe/Paris', fetchAllowPrivateNetworks: false, publicUrl: 'http://localhost:3000', shutdownTimeoutS: 90 });
     expect(c.inboundWebhookSecret).toBe(c.adminToken);
   });
 
@@ -28,6 +28,8 @@ describe('loadConfig', () => {
   it.each([
     [{ NODE_ENV: 'production' }, /ADMIN_TOKEN must be set/],
     [{ NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(20), LINK_SECRET: 'b'.repeat(20) }, /INBOUND_WEBHOOK_SECRET must be set/],
+    [{ NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(20), LINK_SECRET: 'b'.repeat(20), INBOUND_WEBHOOK_SECRET: 'c'.repeat(20) }, /PUBLIC_URL must be set/],
+    [{ SHUTDOWN_TIMEOUT_S: '0' }, /SHUTDOWN_TIMEOUT_S/],
     [{ PORT: 'eighty' }, /PORT/],
     [{ ROLE: 'both' }, /ROLE/],
     [{ WEBHOOK_TIMEZONE: 'Mars/Olympus' }, /WEBHOOK_TIMEZONE/],

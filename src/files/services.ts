@@ -18,6 +18,8 @@ export interface FileServices {
   pdfThumbnail(data: Uint8Array): Promise<Buffer>;
   /** A PNG thumbnail of a PNG or JPEG (files/image.ts), in the same thread, with the same limits. */
   imageThumbnail(data: Uint8Array): Promise<Buffer>;
+  /** Fails every download in flight at once (a shutdown past its timeout); no new one starts. */
+  abortDownloads(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,14 +31,19 @@ export function createFileServices(
   const limits = defaultFetchLimits(config.fileMaxBytes, config.fetchAllowPrivateNetworks, config.fileDownloadTimeoutS * 1000);
   const downloads = createFetchDispatcher(limits);
   const thumbnailer = new Thumbnailer(thumbnailLimits);
+  let aborted = false;
   return {
     renderer,
     downloads,
     limits,
     pdfThumbnail: (data) => thumbnailer.thumbnail('pdf', data),
     imageThumbnail: (data) => thumbnailer.thumbnail('image', data),
+    abortDownloads: () => {
+      aborted = true;
+      return downloads.destroy(new Error('shutting down')).catch(() => {});
+    },
     close: async () => {
-      await Promise.all([renderer.close(), downloads.close(), thumbnailer.close()]);
+      await Promise.all([renderer.close(), aborted ? undefined : downloads.close(), thumbnailer.close()]);
     },
   };
 }
