@@ -32,7 +32,7 @@ function ordinaryUser(): Person {
   const home = mkdtempSync(join(tmpdir(), 'docrelay-home-'));
   execFileSync('useradd', ['--home-dir', home, '--shell', '/bin/sh', '--user-group', name]);
   cleanups.push(() => {
-    spawnSync('userdel', [name]);
+    spawnSync('userdel', ['--force', name]); // even if one of its processes is still exiting
     rmSync(home, { recursive: true, force: true });
   });
   const ids = { uid: Number(execFileSync('id', ['-u', name], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', name], { encoding: 'utf8' })) };
