@@ -115,7 +115,7 @@ async function vitestRun(person: Person, clone: string): Promise<void> {
   const tests = run(person, clone, join(clone, 'node_modules', '.bin', 'vitest'), ['run', 'test/config-and-embedded.test.ts'], {});
   const { code, output } = await tests.done;
   expect(code, output.slice(-3000)).toBe(0);
-  expect(output).toMatch(/10 passed/);
+  expect(output).toMatch(/vitest: [1-9]\d* passed, 0 failed, 0 skipped/);
 }
 
 // Not root: only the case below, as this user (no test is skipped).
