@@ -111,7 +111,7 @@ it('past SHUTDOWN_TIMEOUT_S, aborts a download that still trickles, releases its
     // (the only fetch job: the first test's completed).
     const [job] = await ctx.deps.db.execute<{ attempts: number; max_attempts: number; locked_by: string | null; last_error: string }>(sql`
       select attempts, max_attempts, locked_by, last_error from graphile_worker.jobs
-      where task_identifier = 'fetch_document_file'`);
+      where task_identifier in ('fetch_document_file', 'fetch_document_files')`);
     expect(job).toMatchObject({ attempts: 1, locked_by: null });
     expect(job.max_attempts).toBeGreaterThan(1);
     const status = async () => (await ctx.deps.db.execute<{ status: string }>(sql`select status from document_files where document_id = 91000`))[0]?.status;
