@@ -96,6 +96,29 @@ describe('safe archiving rule', () => {
     expect(n).toBe(1);
   });
 
+  it('stores every field of a document as sent, whatever its characters, and finds it unchanged when sent again', async () => {
+    const u = ids(), c = ids(), s1 = ids(), d1 = ids(), d2 = ids(), d3 = ids();
+    const odd = ['a "quoted" \\ back\\slash', '{braces},commas', 'NULL', '', ' spaced ', 'line\nbreak\ttab', 'émoji 🧾 \u2028'];
+    const base = syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: d1 }, { id: d2 }, { id: d3 }] }] });
+    const [doc1, doc2, doc3] = base.connection.subscriptions[0].documents as Record<string, unknown>[];
+    Object.assign(doc1, { name: odd[0], type: odd[1], number: odd[2], issuer: odd[3], currency: odd[4], url: odd[5], total_amount: 1e21, untaxed_amount: -0.5, vat: 5e-324, income: true, duedate: '0001-01-01', last_update: '2026-11-19T10:11:12.345Z' });
+    Object.assign(doc2, { name: odd[6], type: null, date: null, number: null, issuer: null, total_amount: null, currency: null, income: false, has_file_on_website: null, url: null });
+    Object.assign(doc3, { name: odd[5], date: '9999-12-31' });
+    const first = await sync(base);
+    expect(first.summary.documents).toEqual({ added: 3, updated: 0, unchanged: 0 });
+    const rows = await ctx.database.db.execute<Record<string, unknown>>(sql`
+      select id::float8 as id, name, type, date::text as date, duedate::text as duedate, number, issuer, total_amount, untaxed_amount, vat, currency,
+        income, has_file_on_website, source_url, (extract(epoch from last_update) * 1000)::float8 as last_update, f.status as file
+      from documents join document_files f on f.document_id = id where subscription_id = ${s1} order by id`);
+    expect(rows).toEqual([
+      { id: d1, name: odd[0], type: odd[1], date: '2026-11-01', duedate: '0001-01-01', number: odd[2], issuer: odd[3], total_amount: 1e21, untaxed_amount: -0.5, vat: 5e-324, currency: odd[4], income: true, has_file_on_website: false, source_url: odd[5], last_update: Date.parse('2026-11-19T10:11:12.345Z'), file: 'pending' },
+      { id: d2, name: odd[6], type: null, date: null, duedate: null, number: null, issuer: null, total_amount: null, untaxed_amount: null, vat: null, currency: null, income: false, has_file_on_website: null, source_url: null, last_update: Date.parse('2026-11-20T08:00:00Z'), file: 'none' },
+      { id: d3, name: odd[5], type: 'bill', date: '9999-12-31', duedate: null, number: String(d3), issuer: 'Acme', total_amount: 42.5, untaxed_amount: null, vat: null, currency: 'EUR', income: null, has_file_on_website: false, source_url: null, last_update: Date.parse('2026-11-20T08:00:00Z'), file: 'none' },
+    ]);
+    const again = await sync({ ...base, connection: { ...base.connection, last_update: '2026-11-21T08:00:00Z' } });
+    expect(again.summary.documents).toEqual({ added: 0, updated: 0, unchanged: 3 });
+  });
+
   it('lists documents of deleted subscriptions only with ?all, and always per subscription', async () => {
     const u = ids(), c = ids(), s1 = ids(), s2 = ids(), d1 = ids(), d2 = ids();
     await sync(syncedPayload({ userId: u, connectionId: c, subscriptions: [{ id: s1, documents: [{ id: d1 }] }, { id: s2, documents: [{ id: d2 }] }] }));

@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { sqlArray } from '../db/arrays.js';
+import { sqlArray, sqlColumn, type ColumnType, type ColumnValue } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
 import { connections, subscriptions, users } from '../db/schema/index.js';
 import { AppError } from '../errors.js';
@@ -58,7 +58,7 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
   // upsert has waited for it to commit. Throwing rolls back everything, the delivery key too.
   const conflicts = await findIdConflicts(tx, conn);
   if (conflicts) throw idConflict(conflicts);
-  await queueFileJobs(tx, docs.added, docs.urlGained);
+  await queueFileJobs(tx, docs);
   await recordSubscriptionEvents(tx, [
     ...subs.added.map((id) => ['subscription.created', id] as const),
     ...subs.restored.map((id) => ['subscription.restored', id] as const),
@@ -77,9 +77,9 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
         unchanged: listed - subs.added.length - subs.restored.length,
       },
       documents: {
-        added: docs.added.length,
+        added: docs.added,
         updated: docs.updated,
-        unchanged: docCount - docs.added.length - docs.updated,
+        unchanged: docCount - docs.added - docs.updated,
       },
     },
   };
@@ -210,46 +210,51 @@ const DOCUMENT_FIELDS = [
 const fieldsOf = (alias: string | null, extra: string[] = []) =>
   sql.raw([...DOCUMENT_FIELDS, ...extra].map((f) => (alias ? `${alias}.${f}` : f)).join(', '));
 
+/** The columns of the documents input, in the order of the upsert's `unnest`, with their types. */
+const INPUT_COLUMNS = [
+  ['id', 'bigint'], ['subscription_id', 'bigint'], ['name', 'text'], ['type', 'text'], ['date', 'date'],
+  ['duedate', 'date'], ['number', 'text'], ['issuer', 'text'], ['total_amount', 'float8'],
+  ['untaxed_amount', 'float8'], ['vat', 'float8'], ['currency', 'text'], ['income', 'boolean'],
+  ['has_file_on_website', 'boolean'], ['source_url', 'text'], ['own_last_update', 'timestamptz'],
+] as const satisfies readonly (readonly [string, ColumnType])[];
+
 /**
- * Insert new documents, update changed ones (never re-announced), leave the rest. Returns
- * the ids of the added ones, and of the known ones that gained a url (their file can be
- * fetched now). `force_pdf` is stamped on new rows only: turning it on later changes
- * nothing for documents already seen.
+ * Insert new documents, update changed ones (never re-announced), leave the rest, and give
+ * every new document its file row in the same statement: 'pending' when it has a url to
+ * fetch, else 'none'. Returns the ids of the added ones by the state of their new file row,
+ * and of the known ones that gained a url (their file can be fetched now). `force_pdf` is
+ * stamped on new rows only: turning it on later changes nothing for documents already seen.
  *
  * last_update: the document's own when it carries one (a change of it alone is an update);
  * else the sync's when something changed, and the stored one when nothing did.
+ *
+ * The rows go as one typed array per column (unnest): PostgreSQL parses those at bind time
+ * several times faster than the same rows as one jsonb document, whose parse is most of
+ * the cost of a large sync's statement (bench/ingest.ts, README "Performance").
  */
 async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) {
-  const input = conn.subscriptions.flatMap((s) =>
-    s.documents.map((d) => ({
-      id: d.id,
-      subscription_id: s.id,
-      name: d.name,
-      type: d.type,
-      date: d.date,
-      duedate: d.duedate,
-      number: d.number,
-      issuer: d.issuer,
-      total_amount: d.total_amount,
-      untaxed_amount: d.untaxed_amount,
-      vat: d.vat,
-      currency: d.currency,
-      income: d.income,
-      has_file_on_website: d.has_file_on_website,
-      source_url: d.url,
-      own_last_update: d.last_update,
-    })),
-  );
-  if (input.length === 0) return { added: [] as number[], updated: 0, urlGained: [] as number[] };
+  const columns = INPUT_COLUMNS.map(() => [] as ColumnValue[]);
+  for (const s of conn.subscriptions) {
+    for (const d of s.documents) {
+      const row: ColumnValue[] = [
+        d.id, s.id, d.name, d.type, d.date, d.duedate, d.number, d.issuer, d.total_amount, d.untaxed_amount,
+        d.vat, d.currency, d.income, d.has_file_on_website, d.url, d.last_update,
+      ];
+      for (let c = 0; c < row.length; c++) columns[c].push(row[c]);
+    }
+  }
+  const out = { added: 0, updated: 0, filesPending: [] as number[], filesNone: [] as number[], urlGained: [] as number[] };
+  if (columns[0].length === 0) return out;
   const syncedAt = conn.last_update?.toISOString() ?? null;
+  const input = sql.join(INPUT_COLUMNS.map(([, type], c) => sqlColumn(columns[c], type)), sql`, `);
   // As in upsertSubscriptions, `old` is the rows before this statement; the connection lock
-  // keeps them from changing under us (documents never leave their connection).
-  const rows = await tx.execute<{ id: number; inserted: boolean; url_gained: boolean }>(sql`
+  // keeps them from changing under us (documents never leave their connection). A new
+  // document has no file row yet (`on conflict` only keeps this statement safe should it
+  // have one); the file row's foreign key is checked at the end of the statement, when the
+  // document is in.
+  const rows = await tx.execute<{ id: number; inserted: boolean; url_gained: boolean; file: 'none' | 'pending' | null }>(sql`
     with input as (
-      select * from jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb) as x(
-        id bigint, subscription_id bigint, name text, type text, date date, duedate date, number text,
-        issuer text, total_amount float8, untaxed_amount float8, vat float8, currency text, income boolean,
-        has_file_on_website boolean, source_url text, own_last_update timestamptz)
+      select * from unnest(${input}) as x(${sql.raw(INPUT_COLUMNS.map(([name]) => name).join(', '))})
     ),
     old as (select d.* from documents d join input using (id)),
     prepared as (
@@ -275,35 +280,40 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
         and documents.subscription_id in (select id from subscriptions where connection_id = ${conn.id})
         and (${fieldsOf('documents', ['last_update'])}) is distinct from (${fieldsOf('excluded', ['last_update'])})
       returning id, (xmax = 0) as inserted, source_url
+    ),
+    files as (
+      insert into document_files (document_id, status)
+      select id, case when source_url is null then 'none' else 'pending' end from up where inserted
+      on conflict (document_id) do nothing
+      returning document_id, status
     )
     select up.id::float8 as id, up.inserted,
-      (not up.inserted and old.source_url is null and up.source_url is not null) as url_gained
-    from up left join old using (id)`);
-  const added = rows.filter((r) => r.inserted).map((r) => Number(r.id));
-  const urlGained = rows.filter((r) => r.url_gained).map((r) => Number(r.id));
-  return { added, updated: rows.length - added.length, urlGained };
+      (not up.inserted and old.source_url is null and up.source_url is not null) as url_gained,
+      files.status as file
+    from up left join old using (id) left join files on files.document_id = up.id`);
+  for (const r of rows) {
+    const id = Number(r.id);
+    if (r.inserted) out.added++;
+    else out.updated++;
+    if (r.file === 'pending') out.filesPending.push(id);
+    else if (r.file === 'none') out.filesNone.push(id);
+    if (r.url_gained) out.urlGained.push(id);
+  }
+  return out;
 }
 
 /**
- * Every new document gets a file row, in this transaction, and a file job when it has a
- * url (one batch job per 100 documents, at a priority that puts large syncs after small
- * ones: jobs/files.ts). The job settles the file (ready or failed) and then hands the document over to
- * notifications, so that announcing always follows the file; a document without a url has
- * nothing to wait for and is handed over at once (its announce job, here), so it never
- * waits behind downloads. A known document that had no url and now has one gets its file
- * job now (its file goes from none to pending); it was announced already and is not
- * announced again (the announcement's dedupe key).
+ * Every new document has its file row, written by upsertDocuments in this transaction;
+ * here it gets a file job when it has a url (one batch job per 100 documents, at a priority
+ * that puts large syncs after small ones: jobs/files.ts). The job settles the file (ready
+ * or failed) and then hands the document over to notifications, so that announcing always
+ * follows the file; a document without a url has nothing to wait for and is handed over at
+ * once (its announce job, here), so it never waits behind downloads. A known document that
+ * had no url and now has one gets its file job now (its file goes from none to pending); it
+ * was announced already and is not announced again (the announcement's dedupe key).
  */
-async function queueFileJobs(tx: Tx, added: number[], urlGained: number[]): Promise<void> {
-  const rows =
-    added.length === 0
-      ? []
-      : await tx.execute<{ id: number; status: 'none' | 'pending' }>(sql`
-          insert into document_files (document_id, status)
-          select id, case when source_url is null then 'none' else 'pending' end
-          from documents where id = any(${sqlArray(added, 'bigint')})
-          on conflict (document_id) do nothing
-          returning document_id::float8 as id, status`);
+async function queueFileJobs(tx: Tx, files: { filesPending: number[]; filesNone: number[]; urlGained: number[] }): Promise<void> {
+  const { filesPending: pending, filesNone: none, urlGained } = files;
   const refetch =
     urlGained.length === 0
       ? []
@@ -311,10 +321,8 @@ async function queueFileJobs(tx: Tx, added: number[], urlGained: number[]): Prom
           update document_files set status = 'pending', error = null, attempts = 0, claimed_at = null, updated_at = now()
           where document_id = any(${sqlArray(urlGained, 'bigint')}) and status = 'none'
           returning document_id::float8 as id`);
-  const pending = rows.filter((r) => r.status === 'pending').map((r) => Number(r.id));
-  const none = rows.filter((r) => r.status === 'none').map((r) => Number(r.id));
   // The sync's size, not only its files', sets the priority: its announcements follow it.
-  const priority = filePriority(rows.length + refetch.length);
+  const priority = filePriority(pending.length + none.length + refetch.length);
   await enqueueFileFetches(tx, [...pending, ...refetch.map((r) => Number(r.id))], priority);
   await enqueueMany(tx, 'announce_document', none.map((documentId) => ({ payload: { documentId }, jobKey: announceJobKey(documentId), priority })));
 }
