@@ -2,7 +2,9 @@
 # Build: compile TypeScript once, then a slim runtime image with production deps only.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
+# vendor/ holds a patched dependency (file:vendor/postgres, see vendor/README.md): npm ci needs it.
 COPY package.json package-lock.json ./
+COPY vendor ./vendor
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -11,6 +13,7 @@ RUN npm run build
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY vendor ./vendor
 RUN npm ci --omit=dev
 
 FROM node:20-bookworm-slim
@@ -26,6 +29,8 @@ ENV NODE_ENV=production \
     CHROMIUM_PATH=/usr/bin/chromium
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+# node_modules/postgres links to vendor/postgres.
+COPY --from=deps /app/vendor ./vendor
 COPY --from=build /app/dist ./dist
 COPY drizzle ./dist/drizzle
 COPY package.json ./

@@ -86,6 +86,21 @@ describe('the image build', () => {
     expect(['src/main.ts', 'drizzle/meta/_journal.json', 'tsconfig.build.json'].filter(ignored)).toEqual([]);
   });
 
+  it('copies each file: dependency before npm ci, and into the runtime image its link points to', () => {
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const local = Object.values(pkg.dependencies).filter((v) => v.startsWith('file:')).map((v) => v.slice('file:'.length).split('/')[0]);
+    expect(local.length).toBeGreaterThan(0);
+    const stages = dockerfile.split(/^FROM\s/m).slice(1);
+    for (const dir of new Set(local)) {
+      for (const stage of stages.filter((s) => /^RUN npm ci/m.test(s))) {
+        const copied = stage.search(new RegExp(`^COPY\\s+${dir}\\s`, 'm'));
+        expect(copied, `${dir} copied in a stage that runs npm ci`).toBeGreaterThan(-1);
+        expect(copied).toBeLessThan(stage.search(/^RUN npm ci/m));
+      }
+      expect(stages.at(-1)).toMatch(new RegExp(`^COPY --from=\\w+ /app/${dir} `, 'm'));
+    }
+  });
+
   it('runs on the Node major the suite runs on', () => {
     const majors = [...dockerfile.matchAll(/^FROM\s+node:(\d+)/gim)].map((m) => Number(m[1]));
     expect(majors.length).toBeGreaterThan(0);
