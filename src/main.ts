@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { createApp } from './app.js';
 import { ConfigError, linkSignerOf, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/client.js';
-import { surviveDriverSocketRace } from './db/driver-crash.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDatabase } from './db/migrate.js';
 import type { Deps } from './deps.js';
@@ -34,7 +33,11 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
-  surviveDriverSocketRace(log);
+  // Logged before Node's default (print and exit 1), so that the reason is in the JSON log.
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    process.exit(1);
+  });
   for (const line of generated) {
     // Printed this once, on stderr, so that a developer can use it; kept in DATA_DIR/secrets.
     console.error(`docrelay: generated development secret ${line} (kept in ${join(config.dataDir, 'secrets')})`);

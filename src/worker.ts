@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import { Logger as WorkerLogger, run, type Runner, type RunnerOptions, type Task, type TaskList, type WorkerEvents } from 'graphile-worker';
 import { captchaResync } from './captcha/tasks.js';
 import { redactQueryError } from './db/redact.js';
+import { openWorkerPool } from './db/worker-pool.js';
 import type { Deps } from './deps.js';
 import { sweepStuckFiles } from './files/sweep.js';
 import { fetchDocumentFile, fetchDocumentFiles } from './files/tasks.js';
@@ -162,7 +163,6 @@ async function superviseRunner(
   events.on('pool:create', ({ workerPool }) => void (starting = workerPool.id));
   const options: RunnerOptions = {
     ...own,
-    connectionString: databaseUrl,
     noHandleSignals: true,
     pollInterval: opts.pollInterval ?? 1000,
     logger,
@@ -180,8 +180,18 @@ async function superviseRunner(
       },
     },
   };
+  // Each runner has a pg pool of its own (db/worker-pool.ts), ended once the runner has stopped.
+  const poolsEnded = new WeakMap<Runner, Promise<void>>();
   const start = async () => {
-    const r = await run(options);
+    const pgPool = openWorkerPool(databaseUrl, log);
+    let r: Runner;
+    try {
+      r = await run({ ...options, pgPool });
+    } catch (err) {
+      void pgPool.end().catch(() => {});
+      throw err;
+    }
+    poolsEnded.set(r, r.promise.catch(() => {}).then(() => pgPool.end().catch(() => {})));
     if (starting) poolIds.set(r, starting);
     return r;
   };
@@ -233,6 +243,7 @@ async function superviseRunner(
       const deadline = deadlineMs === undefined ? undefined : setTimeout(() => void runner.kill('shutdown timeout').catch(() => {}), deadlineMs);
       await runner.stop().catch(() => {});
       await runner.promise.catch(() => {});
+      await poolsEnded.get(runner);
       clearTimeout(deadline);
     },
   };
