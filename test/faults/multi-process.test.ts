@@ -77,7 +77,9 @@ it('20 concurrent copies of 50 webhooks on 2 web + 2 worker processes have one e
   }
 
   const total = WEBHOOKS * DOCS;
-  await waitUntil(async () => new Set(receiver.received.map((r) => r.headers['webhook-id'])).size >= total, 90_000, 'every bill delivered');
+  // A guard, not a target: on a 2-core machine also running other suites (load 13), 100
+  // bills through 4 processes took over 90 s; alone, about 20 s.
+  await waitUntil(async () => new Set(receiver.received.map((r) => r.headers['webhook-id'])).size >= total, 240_000, 'every bill delivered');
   // Let anything that would be a second delivery arrive: every job of the run has finished.
   await waitUntil(async () => {
     const [{ n }] = await ctx.deps.db.execute<{ n: number }>(sql`select count(*)::int as n from graphile_worker.jobs where task_identifier <> 'sweep_stranded_messages'`);
@@ -103,4 +105,4 @@ it('20 concurrent copies of 50 webhooks on 2 web + 2 worker processes have one e
   expect(receiver.received.length).toBe(total);
   const [{ events }] = await ctx.deps.db.execute<{ events: number }>(sql`select count(*)::int as events from events where type = 'document.created'`);
   expect(events).toBe(total);
-}, 240_000);
+}, 420_000);
