@@ -53,6 +53,8 @@ const EnvSchema = z.object({
   RETAIN_EVENTS_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   RETAIN_INBOUND_KEYS_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   SHUTDOWN_TIMEOUT_S: z.coerce.number().int().min(1).default(90),
+  WORKER_HEARTBEAT_S: z.coerce.number().int().min(1).max(3600).default(15),
+  WORKER_DEAD_AFTER_S: z.coerce.number().int().min(2).max(86400).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -103,6 +105,11 @@ export interface Config {
   retentionDays: { deliveries: number; events: number; inboundKeys: number };
   /** After a SIGTERM, how long jobs may run on before they are aborted and released (main.ts). */
   shutdownTimeoutS: number;
+  /**
+   * Each worker pool's heartbeat, and how long one may be silent before another worker
+   * process releases the jobs it held (jobs/liveness.ts).
+   */
+  workerLiveness: { heartbeatS: number; deadAfterS: number };
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
 }
 
@@ -148,6 +155,12 @@ export function loadConfig(
   const linkSecret = secret('LINK_SECRET', e.LINK_SECRET);
   if (e.OPS_WEBHOOK_URL && !e.OPS_WEBHOOK_SECRET) throw new ConfigError('OPS_WEBHOOK_SECRET must be set with OPS_WEBHOOK_URL');
   if (e.OPS_EMAIL && !e.SMTP_URL) throw new ConfigError('OPS_EMAIL needs SMTP_URL');
+  // A worker must be able to miss a beat (a slow query, a pause) without being taken for dead.
+  if (e.WORKER_DEAD_AFTER_S < 2 * e.WORKER_HEARTBEAT_S) {
+    throw new ConfigError(
+      `WORKER_DEAD_AFTER_S (${e.WORKER_DEAD_AFTER_S}) must be at least twice WORKER_HEARTBEAT_S (${e.WORKER_HEARTBEAT_S})`,
+    );
+  }
   if (production && !e.INBOUND_WEBHOOK_SECRET) {
     throw new ConfigError('INBOUND_WEBHOOK_SECRET must be set when NODE_ENV=production');
   }
@@ -187,6 +200,7 @@ export function loadConfig(
     ops: { webhookUrl: e.OPS_WEBHOOK_URL, webhookSecret: e.OPS_WEBHOOK_SECRET, email: e.OPS_EMAIL },
     retentionDays: { deliveries: e.RETAIN_DELIVERIES_DAYS, events: e.RETAIN_EVENTS_DAYS, inboundKeys: e.RETAIN_INBOUND_KEYS_DAYS },
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,
+    workerLiveness: { heartbeatS: e.WORKER_HEARTBEAT_S, deadAfterS: e.WORKER_DEAD_AFTER_S },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -11,7 +11,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'docrelay-cfg-'));
 describe('loadConfig', () => {
   it('applies the contract defaults', () => {
     const c = loadConfig({ DATA_DIR: tmp() });
-    expect(c).toMatchObject({ port: 3000, host: '127.0.0.1', role: 'all', inboundSignatureToleranceS: 900, linkTtlS: 86400, fileMaxBytes: 26214400, workerConcurrency: 4, fileConcurrency: 4, fileDownloadTimeoutS: 120, webhookTimezone: 'Europe/Paris', fetchAllowPrivateNetworks: false, publicUrl: 'http://localhost:3000', shutdownTimeoutS: 90 });
+    expect(c).toMatchObject({ port: 3000, host: '127.0.0.1', role: 'all', inboundSignatureToleranceS: 900, linkTtlS: 86400, fileMaxBytes: 26214400, workerConcurrency: 4, fileConcurrency: 4, fileDownloadTimeoutS: 120, webhookTimezone: 'Europe/Paris', fetchAllowPrivateNetworks: false, publicUrl: 'http://localhost:3000', shutdownTimeoutS: 90, workerLiveness: { heartbeatS: 15, deadAfterS: 60 } });
     expect(c.inboundWebhookSecret).toBe(c.adminToken);
   });
 
@@ -30,6 +30,9 @@ describe('loadConfig', () => {
     [{ NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(20), LINK_SECRET: 'b'.repeat(20) }, /INBOUND_WEBHOOK_SECRET must be set/],
     [{ NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(20), LINK_SECRET: 'b'.repeat(20), INBOUND_WEBHOOK_SECRET: 'c'.repeat(20) }, /PUBLIC_URL must be set/],
     [{ SHUTDOWN_TIMEOUT_S: '0' }, /SHUTDOWN_TIMEOUT_S/],
+    [{ WORKER_HEARTBEAT_S: '0' }, /WORKER_HEARTBEAT_S/],
+    [{ WORKER_DEAD_AFTER_S: 'soon' }, /WORKER_DEAD_AFTER_S/],
+    [{ WORKER_HEARTBEAT_S: '31' }, /WORKER_DEAD_AFTER_S \(60\) must be at least twice WORKER_HEARTBEAT_S \(31\)/],
     [{ PORT: 'eighty' }, /PORT/],
     [{ ROLE: 'both' }, /ROLE/],
     [{ WEBHOOK_TIMEZONE: 'Mars/Olympus' }, /WEBHOOK_TIMEZONE/],
