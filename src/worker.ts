@@ -10,6 +10,7 @@ import { fetchDocumentFile, fetchDocumentFiles } from './files/tasks.js';
 import { renderThumbnails } from './files/thumbnail-job.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
+import { startLiveness, type Liveness } from './jobs/liveness.js';
 import { pruneRetentionTask } from './retention/prune.js';
 import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDocumentEmail, sendOpsEmail, sendOpsWebhook, sweepStrandedMessages } from './notify/tasks.js';
 
@@ -116,19 +117,25 @@ export async function startWorker(deps: Deps, databaseUrl: string, opts: WorkerO
       },
     ],
   ];
+  // One heartbeat for the pools of this process, on a connection of its own (jobs/liveness.ts).
+  const liveness = startLiveness(databaseUrl, deps.config.workerLiveness, deps.log);
   const started: [Pool, SupervisedRunner][] = [];
   try {
-    for (const [pool, spec] of specs) started.push([pool, await superviseRunner(deps, pool, databaseUrl, opts, spec)]);
+    for (const [pool, spec] of specs) started.push([pool, await superviseRunner(deps, pool, databaseUrl, opts, spec, liveness)]);
   } catch (err) {
     await Promise.all(started.map(([, r]) => r.stop()));
+    await liveness.close();
     throw err;
   }
+  liveness.beat();
   return {
     get runners() {
       return Object.fromEntries(started.map(([pool, r]) => [pool, r.runner])) as Record<Pool, Runner>;
     },
     stop: async (deadlineMs?: number) => {
       await Promise.all(started.map(([, r]) => r.stop(deadlineMs)));
+      // The pools have let go of their jobs: their rows go (a pool still draining keeps beating).
+      await liveness.close();
     },
   };
 }
@@ -150,6 +157,7 @@ async function superviseRunner(
   databaseUrl: string,
   opts: WorkerOptions,
   own: Pick<RunnerOptions, 'concurrency' | 'taskList' | 'crontab'>,
+  liveness: Liveness,
 ): Promise<SupervisedRunner> {
   const log = deps.log.child({ component: 'worker', pool });
   const logger = new WorkerLogger((scope) => (level, message, meta) => {
@@ -192,7 +200,10 @@ async function superviseRunner(
       throw err;
     }
     poolsEnded.set(r, r.promise.catch(() => {}).then(() => pgPool.end().catch(() => {})));
-    if (starting) poolIds.set(r, starting);
+    if (starting) {
+      poolIds.set(r, starting);
+      liveness.add(starting, pool);
+    }
     return r;
   };
 
@@ -214,7 +225,10 @@ async function superviseRunner(
           const next = await start();
           if (stopping) return void (await next.stop());
           const dead = poolIds.get(r);
-          if (dead) await deps.db.execute(sql`select graphile_worker.force_unlock_workers(array[${dead}]::text[])`);
+          if (dead) {
+            await deps.db.execute(sql`select graphile_worker.force_unlock_workers(array[${dead}]::text[])`);
+            liveness.remove(dead);
+          }
           runner = next;
           supervise(next);
           log.info({ released: dead }, 'worker pool restarted');
