@@ -218,20 +218,30 @@ async function superviseRunner(
       // The failed pool may hang in its own graceful shutdown (it cannot release its jobs
       // while the database is away): ask it to stop, and do not wait for it.
       void r.stop().catch(() => {});
+      // It beats no more: jobs of it that are not released below, any worker's heartbeat
+      // sweep releases (jobs/liveness.ts).
+      const dead = poolIds.get(r);
+      if (dead) liveness.remove(dead);
       for (let attempt = 1; !stopping; attempt++) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 30_000)));
         if (stopping) return;
         try {
           const next = await start();
           if (stopping) return void (await next.stop());
-          const dead = poolIds.get(r);
-          if (dead) {
-            await deps.db.execute(sql`select graphile_worker.force_unlock_workers(array[${dead}]::text[])`);
-            liveness.remove(dead);
-          }
           runner = next;
           supervise(next);
-          log.info({ released: dead }, 'worker pool restarted');
+          // Released at once if the database lets us; if not, the new pool runs on (starting
+          // yet another would leave this one running unsupervised) and the sweep frees them.
+          const released =
+            dead !== undefined &&
+            (await deps.db.execute(sql`select graphile_worker.force_unlock_workers(array[${dead}]::text[])`).then(
+              () => true,
+              (e: unknown) => {
+                log.warn({ err: e }, 'jobs of the failed pool not released now; the heartbeat sweep will');
+                return false;
+              },
+            ));
+          log.info({ released: released ? dead : undefined }, 'worker pool restarted');
           return;
         } catch (e) {
           log.warn({ err: e, attempt }, 'worker pool not restarted yet');
