@@ -4,3 +4,4 @@ export * from './events.js';
 export * from './captcha.js';
 export * from './dedupe.js';
 export * from './ops.js';
+export * from './jobs.js';
