@@ -12,7 +12,7 @@ import { jobCatalog, type JobName } from './jobs/catalog.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
 import { startLiveness, type Liveness } from './jobs/liveness.js';
 import { pruneRetentionTask } from './retention/prune.js';
-import { announceDocument, deliverMessage, deliverMessages, publishEvent, sendDocumentEmail, sendOpsEmail, sendOpsWebhook, sweepStrandedMessages } from './notify/tasks.js';
+import { announceDocument, announceDocuments, deliverMessage, deliverMessages, publishEvent, sendDocumentEmail, sendOpsEmail, sendOpsWebhook, sweepStrandedMessages } from './notify/tasks.js';
 
 /** The task list: one handler per catalog entry (the type makes a missing one a compile error). */
 const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
@@ -20,6 +20,7 @@ const handlers: { [N in JobName]: JobHandlerFactory<N> } = {
   fetch_document_file: fetchDocumentFile,
   render_thumbnails: renderThumbnails,
   announce_document: announceDocument,
+  announce_documents: announceDocuments,
   deliver_message: deliverMessage,
   deliver_messages: deliverMessages,
   sweep_stranded_messages: sweepStrandedMessages,

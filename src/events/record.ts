@@ -68,8 +68,13 @@ const wants = (e: SQL, type: SQL) =>
  * healthy endpoint; a disabled endpoint's messages wait, `failed`, for a replay). Endpoints mirrored to Svix (API
  * mode) get no message of ours: one `publish_event` job per event hands it to Svix, which
  * fans out itself.
+ *
+ * `priority` (graphile-worker's: smaller first) is that of the delivery jobs: the bills of
+ * a backfill are announced at their file batch's priority, and their deliveries must not
+ * hold those of fresh bills back either. Their batch jobs have keys of their own, so a
+ * fresh message never joins (and waits in) a backfill's batch.
  */
-export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> {
+export async function recordEvents(tx: Tx, list: NewEvent[], opts: { priority?: number } = {}): Promise<string[]> {
   if (list.length === 0) return [];
   const rows = list.map((e) => ({ id: newEventId(), dedupe_key: e.dedupeKey, type: e.type, user_id: e.userId, connection_id: e.connectionId, data: e.data }));
   const out = await tx.execute<{ kind: 'event' | 'message' | 'svix'; id: string; endpoint_id: string | null; failing: boolean | null; seq: string | null }>(sql`
@@ -102,25 +107,26 @@ export async function recordEvents(tx: Tx, list: NewEvent[]): Promise<string[]> 
       where not e.disabled and e.svix_endpoint_id is not null and ${wants(sql`e`, sql`i.type`)}
     )`);
   const messages = out.filter((r) => r.kind === 'message');
+  const priority = opts.priority || undefined;
   // A failing endpoint's messages wait in its lane, one job each (notify/deliver.ts).
   await enqueueMany(
     tx,
     'deliver_message',
     messages
       .filter((m) => m.failing)
-      .map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: messageJobKey(m.id), queueName: failingEndpointQueue(m.endpoint_id!) })),
+      .map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: messageJobKey(m.id), queueName: failingEndpointQueue(m.endpoint_id!), priority })),
   );
   // Healthy endpoints: batch jobs keyed by endpoint and batch number. Messages fanned out
   // while such a job waits join it (graphile-worker concatenates array payloads under one
   // key), so a burst of events makes a few jobs per endpoint, never one per message.
   const batches = new Map<string, JobPayload<'deliver_messages'>>();
   for (const m of messages.filter((m) => !m.failing)) {
-    const key = deliveryBatchJobKey(m.endpoint_id!, Number(m.seq), deliveryBatchSize);
+    const key = deliveryBatchJobKey(m.endpoint_id!, Number(m.seq), deliveryBatchSize, priority);
     const batch = batches.get(key) ?? [];
     batch.push({ messageId: m.id, attempt: 1 });
     batches.set(key, batch);
   }
-  await enqueueMany(tx, 'deliver_messages', [...batches].map(([jobKey, payload]) => ({ payload, jobKey })));
+  await enqueueMany(tx, 'deliver_messages', [...batches].map(([jobKey, payload]) => ({ payload, jobKey, priority })));
   const toSvix = out.filter((r) => r.kind === 'svix');
   await enqueueMany(tx, 'publish_event', toSvix.map((e) => ({ payload: { eventId: e.id }, jobKey: svixJobKey(e.id) })));
   return out.filter((r) => r.kind === 'event').map((r) => r.id);

@@ -10,7 +10,7 @@ import { documentFiles, documents } from '../db/schema/index.js';
 import { enqueue } from '../jobs/enqueue.js';
 import type { JobHandlerFactory } from '../jobs/handler.js';
 import { enqueueFileFetches } from '../jobs/files.js';
-import { announceJobKey, thumbnailJobKey } from '../jobs/keys.js';
+import { announceBatchJobKey, announceJobKey, thumbnailJobKey } from '../jobs/keys.js';
 import { download, FetchError, type Downloaded } from './fetch.js';
 import type { FileServices } from './services.js';
 import { sniffFile } from './sniff.js';
@@ -45,7 +45,7 @@ interface Claimed {
  * second to settle it finds it settled and writes nothing).
  */
 export const fetchDocumentFiles: JobHandlerFactory<'fetch_document_files'> = (deps) => {
-  const fetchFile = fileFetcher(deps);
+  const fetchFile = fileFetcher(deps, { batched: true });
   return async (documentIds, helpers) => {
     const claimed = await claimFiles(deps, documentIds);
     const outcomes = new Map<number, Promise<void>>();
@@ -71,7 +71,7 @@ export const fetchDocumentFiles: JobHandlerFactory<'fetch_document_files'> = (de
  * rows) is settled here. A try to retry rejects with its FetchError.
  */
 export const fetchDocumentFile: JobHandlerFactory<'fetch_document_file'> = (deps) => {
-  const fetchFile = fileFetcher(deps);
+  const fetchFile = fileFetcher(deps, { batched: false });
   return async ({ documentId }, helpers) => {
     const [row] = await deps.db
       .select({ sourceUrl: documents.sourceUrl, status: documentFiles.status })
@@ -110,7 +110,7 @@ async function claimFiles(deps: Deps, documentIds: readonly number[]): Promise<C
 /**
  * One try at one claimed file: download it, sniff its type, convert HTML to PDF when
  * force_pdf was on at its sync, store the blobs, and settle `file.status` — in one
- * transaction with the announce_document job (and the thumbnail's, drawn after), so that
+ * transaction with its announcement's job (and the thumbnail's, drawn after), so that
  * notifications always follow the file and a crash anywhere before that commit leaves a
  * pending file that a retry completes.
  *
@@ -118,7 +118,7 @@ async function claimFiles(deps: Deps, documentIds: readonly number[]): Promise<C
  * FILE_MAX_ATTEMPTS); the last try, and any permanent failure (4xx, refused address, too
  * large, bad URL), marks the file `failed` with the reason instead.
  */
-function fileFetcher(deps: Deps) {
+function fileFetcher(deps: Deps, { batched }: { batched: boolean }) {
   const { limits, downloads } = deps.files;
   const store: BlobStore = new PgBlobStore(deps.db);
   const log = deps.log.child({ task: 'fetch_document_files' });
@@ -130,7 +130,8 @@ function fileFetcher(deps: Deps) {
       deps.metrics.fileJobs.inc({ outcome });
       deps.metrics.fileJobDuration.observe({ outcome }, (performance.now() - started) / 1000);
     };
-    const then: FollowUps = { priority: job.priority ?? 0, thumbnails: job.id ?? `document-${documentId}` };
+    const batch = job.id ?? `document-${documentId}`;
+    const then: FollowUps = { priority: job.priority ?? 0, thumbnails: batch, ...(batched ? { announce: batch } : {}) };
     if (!file.sourceUrl) {
       await settleWithoutFile(deps, documentId);
       count('none');
@@ -278,7 +279,13 @@ async function storeAndSettleFile(deps: Deps, store: BlobStore, documentId: numb
         .set({ status: 'failed', error: s.error, updatedAt: sql`now()` })
         .where(eq(documentFiles.documentId, documentId));
     }
-    await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId), priority: then.priority });
+    if (then.announce) {
+      // The files settled by one batch join one announcement, announced in one transaction
+      // (notify/announce.ts); one settled while it runs starts the next (jobs/enqueue.ts).
+      await enqueue(tx, 'announce_documents', [documentId], { jobKey: announceBatchJobKey(then.announce), priority: then.priority });
+    } else {
+      await enqueue(tx, 'announce_document', { documentId }, { jobKey: announceJobKey(documentId), priority: then.priority });
+    }
   });
 }
 
@@ -287,6 +294,8 @@ interface FollowUps {
   priority: number;
   /** The batch whose thumbnail job this file joins; none: no thumbnail. */
   thumbnails?: string;
+  /** The batch whose announcement this file joins; none: an announce_document job of its own. */
+  announce?: string;
 }
 /** How long a thumbnail job waits for the other files of its batch. */
 const THUMBNAIL_DELAY_MS = 2_000;

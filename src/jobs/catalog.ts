@@ -18,6 +18,8 @@ export const jobCatalog = {
   render_thumbnails: z.array(z.number().int()),
   /** A document's file is settled (ready, failed or none): announce it (notify/announce.ts). */
   announce_document: z.object({ documentId: z.number().int() }),
+  /** The same for the documents of one file batch, in one transaction; a batch job (notify/announce.ts). */
+  announce_documents: z.array(z.number().int()),
   /**
    * POST one message to one customer endpoint, svix-signed. `attempt` (1-based) is the try
    * this job makes: a job whose attempt was already made (a stale duplicate) does nothing.

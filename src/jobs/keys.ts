@@ -16,8 +16,14 @@ import type { Tx } from '../db/client.js';
 export const fileJobKey = (documentId: number) => `file:${documentId}`;
 /** `render_thumbnails` of the files settled by one file job (its id). */
 export const thumbnailJobKey = (fileJob: string) => `thumbnails:${fileJob}`;
-/** `announce_document` of one document whose file is settled. */
+/** `announce_document` of one document whose file is settled (the sync's, the sweep's, and older releases'). */
 export const announceJobKey = (documentId: number) => `announce:${documentId}`;
+/**
+ * `announce_documents` of the files settled by one file batch job (its id): each settled
+ * file joins its batch's announcement while that waits (graphile-worker merges array
+ * payloads under one key); once it runs, the next file starts another.
+ */
+export const announceBatchJobKey = (fileJob: string) => `announce:batch:${fileJob}`;
 /** `send_document_email` of one announced document. */
 export const emailJobKey = (documentId: number) => `email:${documentId}`;
 /** `deliver_message` of one message: its next attempt. */
@@ -25,10 +31,11 @@ export const messageJobKey = (messageId: string) => `msg:${messageId}`;
 /**
  * `deliver_messages`, the batch job of a healthy endpoint's first attempts: messages
  * fanned out while it waits join it (graphile-worker concatenates array payloads under one
- * key), up to `batchSize` consecutive messages (by `seq`) per key.
+ * key), up to `batchSize` consecutive messages (by `seq`) per key. Messages delivered at a
+ * priority other than 0 (a backfill's bills) have keys of their own.
  */
-export const deliveryBatchJobKey = (endpointId: string, seq: number, batchSize: number) =>
-  `deliver:${endpointId}:${Math.floor(seq / batchSize)}`;
+export const deliveryBatchJobKey = (endpointId: string, seq: number, batchSize: number, priority?: number) =>
+  priority ? `deliver:${endpointId}:p${priority}:${Math.floor(seq / batchSize)}` : `deliver:${endpointId}:${Math.floor(seq / batchSize)}`;
 /** `publish_event` of one event, in Svix API mode. */
 export const svixJobKey = (eventId: string) => `svix:${eventId}`;
 /** `send_ops_webhook` and `send_ops_email` of one operational event (notify/ops-events.ts). */

@@ -1,5 +1,5 @@
 /** The notification tasks, as worker.ts wires them. */
-export { announceDocument } from './announce.js';
+export { announceDocument, announceDocuments } from './announce.js';
 export { deliverMessage, deliverMessages } from './deliver.js';
 export { sendDocumentEmail } from './email.js';
 export { publishEvent } from './publish.js';
