@@ -1,8 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { startWorker } from '../src/worker.js';
 import { makePdf, startProviderSite, type ProviderHandler } from '../test/helpers/provider.js';
-import { percentile, postSync, report, startBenchService, stopPgServer, type BenchService } from './support.js';
+import { BENCH_INBOUND, percentile, postSync, report, startBenchService, stopPgServer, type BenchService } from './support.js';
 
 /**
  * End to end, the figure users feel: two 20-document syncs a second for 30 s (40 new bills
@@ -17,6 +19,12 @@ const DOCS_PER_SYNC = 20;
 const SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 30);
 const BACKFILL = Number(process.env.BENCH_BACKFILL ?? 1_000_000);
 const WAIT_AFTER_MS = 60_000;
+/**
+ * BENCH_WORKERS=N runs the worker as N processes of their own (ROLE=worker, as deployed
+ * beside the web process), for "two worker processes against one"; unset or 0, it runs in
+ * the benchmark's process, as before.
+ */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 0);
 
 export function sync(connectionId: number, docIds: number[], url: string) {
   return {
@@ -118,7 +126,7 @@ export async function startDeliveryRig() {
   const site = await startProviderSite();
   const arrivals = await startArrivals();
   site.route('/bill.pdf', billFiles(await makePdf(['Bill'], { padTo: 20 * 1024 })));
-  const worker = await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 200 });
+  const worker = WORKERS > 0 ? await startWorkerProcesses(svc, WORKERS) : await startWorker(svc.deps, svc.databaseUrl, { pollInterval: 200 });
   const close = async () => {
     await worker.stop();
     await arrivals.close();
@@ -137,10 +145,51 @@ export async function startDeliveryRig() {
   return { svc, arrivals, url: site.url('/bill.pdf'), close };
 }
 
+/** N worker processes (test/helpers/worker-child.ts: the real worker, its own pools and connections) on the service's database. */
+async function startWorkerProcesses(svc: BenchService, n: number) {
+  const script = fileURLToPath(new URL('../test/helpers/worker-child.ts', import.meta.url));
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+      c.once('exit', () => resolve());
+      c.kill('SIGKILL');
+    })));
+  };
+  try {
+    for (let i = 0; i < n; i++) {
+      const child = spawn(process.execPath, ['--import', 'tsx', script], {
+        env: {
+          ...process.env,
+          ROLE: 'worker',
+          DATABASE_URL: svc.databaseUrl,
+          ADMIN_TOKEN: svc.config.adminToken,
+          LINK_SECRET: 'bench-link-secret-0123456789',
+          INBOUND_WEBHOOK_SECRET: BENCH_INBOUND,
+          DATA_DIR: svc.config.dataDir,
+          FETCH_ALLOW_PRIVATE_NETWORKS: '1',
+          LOG_LEVEL: 'silent',
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (b: Buffer) => b.toString().includes('ready') && resolve());
+        child.once('exit', (code) => reject(new Error(`worker process exited (${code}) before it was ready`)));
+      });
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { stop };
+}
+
 export async function benchEndToEnd() {
   const { svc, arrivals, url, close } = await startDeliveryRig();
   try {
-    await measure(`end to end, idle: ${RATE_SYNCS} syncs of ${DOCS_PER_SYNC} bills a second for ${SECONDS} s, webhook 200 → receiver`, svc, arrivals, await stream(svc, 1_000, url), 'p50 ≤ 2 s, p99 ≤ 10 s, none missing');
+    const procs = WORKERS > 0 ? `, ${WORKERS} worker process${WORKERS > 1 ? 'es' : ''}` : '';
+    await measure(`end to end${procs}, idle: ${RATE_SYNCS} syncs of ${DOCS_PER_SYNC} bills a second for ${SECONDS} s, webhook 200 → receiver`, svc, arrivals, await stream(svc, 1_000, url), 'p50 ≤ 2 s, p99 ≤ 10 s, none missing');
 
     if (BACKFILL > 0) {
       // The backfill: 10,000-document syncs of connections 10,000,000+, bills too (they are announced as well).
@@ -152,7 +201,7 @@ export async function benchEndToEnd() {
       }
       const ingestS = (performance.now() - t) / 1000;
       const [{ queued }] = await svc.database.sql<{ queued: number }[]>`select count(*)::int as queued from graphile_worker.jobs`;
-      await measure(`end to end during a backfill of ${BACKFILL.toLocaleString('en')} documents (ingested in ${ingestS.toFixed(0)} s, ${queued} jobs queued then)`, svc, arrivals, await stream(svc, 5_000, url), 'p99 ≤ 30 s, none missing');
+      await measure(`end to end${procs} during a backfill of ${BACKFILL.toLocaleString('en')} documents (ingested in ${ingestS.toFixed(0)} s, ${queued} jobs queued then)`, svc, arrivals, await stream(svc, 5_000, url), 'p99 ≤ 30 s, none missing');
     }
   } finally {
     await close();
