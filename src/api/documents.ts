@@ -87,7 +87,9 @@ export function documentRoutes(deps: Deps) {
       if (deleted.length) where.push(notInArray(documents.subscriptionId, deleted.map((s) => s.id)));
     }
     const filter = { ...scope, type: q.type, minDate: q.min_date, maxDate: q.max_date, duplicates: q.duplicates, hideDeletedSubscriptions };
-    const totals = await documentTotals(db, filter);
+    // The totals need nothing of the page: read on another connection meanwhile.
+    const totalsRead = documentTotals(db, filter);
+    totalsRead.catch(() => {}); // awaited below; a failure of the page first must not leave it unhandled
     const skip = await wholeMonthsBefore(db, filter, q);
     if (skip) where.push(lt(documents.date, skip.before));
     // The page's ids first, walking the (user, date, id) index in its order; then their rows.
@@ -113,6 +115,7 @@ export function documentRoutes(deps: Deps) {
         .orderBy(...order);
     });
 
+    const totals = await totalsRead;
     const dates = page.map((r) => r.d.date).filter((d): d is string => d !== null).sort();
     return {
       documents: page.map((r) => presentDocument(r.d, r.f, deps.links)),

@@ -78,6 +78,9 @@ export function requireAdmin(c: Context<AuthEnv>): void {
  */
 export async function resolveUser(deps: Deps, c: Context<AuthEnv>, u: string): Promise<number> {
   const id = userIdFor(c, u);
+  // A user token names only its own user, and its row exists only while that user does
+  // (cascade): authenticate() has just read it. One round trip less on every user request.
+  if (c.get('principal').kind === 'user') return id;
   const [row] = await deps.db.select({ id: users.id }).from(users).where(eq(users.id, id));
   if (!row) throw notFound('user');
   return id;
