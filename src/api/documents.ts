@@ -98,7 +98,9 @@ export function documentRoutes(deps: Deps) {
     // then gathered every match through a bitmap and sorted them all for one page.
     const order = [sql`${documents.date} desc nulls last`, sql`${documents.id} desc nulls last`];
     const page = await db.transaction(async (tx) => {
-      await tx.execute(sql`set local enable_bitmapscan = off`);
+      // Not awaited alone: sent with the page query in one round trip (postgres.js pipelines
+      // the queries of a transaction), and run before it.
+      const bitmapsOff = tx.execute(sql`set local enable_bitmapscan = off`);
       const ids = tx
         .select({ id: documents.id })
         .from(documents)
@@ -107,12 +109,13 @@ export function documentRoutes(deps: Deps) {
         .limit(q.limit)
         .offset(q.offset - (skip?.skipped ?? 0))
         .as('page');
-      return tx
+      const rows = tx
         .select({ d: documents, f: documentFiles })
         .from(ids)
         .innerJoin(documents, eq(documents.id, ids.id))
         .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
         .orderBy(...order);
+      return (await Promise.all([bitmapsOff, rows]))[1];
     });
 
     const totals = await totalsRead;
