@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ConnectionSync } from '../archive/sync.js';
-import { calendarDate as day, dateTime as instant, id, text as storableText } from '../lib/input.js';
+import { calendarDate as day, dateTime as instant, id, isStorableText, text as storableText } from '../lib/input.js';
+import { parseCalendarDate, parseDateTime } from '../lib/dates.js';
 
 /**
  * Schemas of the inbound Powens webhooks (`POST /webhooks/powens/{EVENT}` in
@@ -141,4 +142,111 @@ export function connectionSyncOf({ captcha_required: _captcha, ...c }: SyncedCon
       documents: documents.map(({ id_subscription: _s, ...d }) => d),
     })),
   };
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1;
+
+/**
+ * `connectionSynced.safeParse(json)` for the common case, several times faster on a large
+ * sync: zod checks everything but the documents, and the documents — most of a payload,
+ * and most of zod's time (~5 µs each, half of it garbage) — are checked and normalised by
+ * hand, each field as its schema above does it. Only values that schema accepts in the way
+ * written here are taken; on anything else (a refused value, a duplicate id, a type this
+ * path does not handle) it returns undefined and the caller parses with zod, which accepts
+ * or refuses with its own issues. test/inbound-fast-parse.test.ts holds the two to the
+ * same output on generated payloads.
+ */
+export function fastConnectionSynced(schemas: InboundSchemas, timeZone: string, json: unknown): ConnectionSynced | undefined {
+  if (!isObject(json) || !isObject(json.connection) || !Array.isArray(json.connection.subscriptions)) return undefined;
+  const documents: unknown[][] = [];
+  const subscriptions: Json[] = [];
+  for (const s of json.connection.subscriptions) {
+    if (!isObject(s)) return undefined;
+    const docs = s.documents === undefined ? [] : s.documents;
+    if (!Array.isArray(docs)) return undefined;
+    documents.push(docs);
+    subscriptions.push({ ...s, documents: [] });
+  }
+  const skeleton = schemas.connectionSynced.safeParse({ ...json, connection: { ...json.connection, subscriptions } });
+  if (!skeleton.success) return undefined;
+  const c = skeleton.data.connection;
+  const seen = new Set<number>();
+  for (let i = 0; i < c.subscriptions.length; i++) {
+    const s = c.subscriptions[i];
+    const out: typeof s.documents = new Array(documents[i].length);
+    for (let j = 0; j < documents[i].length; j++) {
+      const d = fastDocument(documents[i][j], timeZone);
+      if (d === undefined || seen.has(d.id)) return undefined;
+      if ((d.id_subscription !== undefined && d.id_subscription !== s.id) || (d.id_user !== undefined && d.id_user !== c.id_user)) return undefined;
+      seen.add(d.id);
+      out[j] = d;
+    }
+    s.documents = out;
+  }
+  return skeleton.data;
+}
+
+type SyncedDocument = SyncedConnection['subscriptions'][number]['documents'][number];
+/** Thrown out of fastDocument's field readers: not a value this path takes. */
+const NOT_FAST = Symbol('not fast');
+
+function fastDocument(d: unknown, timeZone: string): SyncedDocument | undefined {
+  if (!isObject(d) || !isId(d.id)) return undefined;
+  try {
+    const out: SyncedDocument = { id: d.id } as SyncedDocument;
+    if (d.id_subscription !== undefined) out.id_subscription = optionalId(d.id_subscription);
+    if (d.id_user !== undefined) out.id_user = optionalId(d.id_user);
+    out.name = fastText(d.name);
+    out.type = fastText(d.type);
+    out.date = calendarDateOf(d.date);
+    out.duedate = calendarDateOf(d.duedate);
+    out.number = fastText(d.number);
+    out.issuer = fastText(d.issuer);
+    out.total_amount = fastNum(d.total_amount);
+    out.untaxed_amount = fastNum(d.untaxed_amount);
+    out.vat = fastNum(d.vat);
+    out.currency = isObject(d.currency) ? fastTextOnly(d.currency.id) : fastText(d.currency);
+    out.income = fastBool(d.income);
+    out.url = fastText(d.url);
+    out.has_file_on_website = fastBool(d.has_file_on_website);
+    out.last_update = dateTimeOf(d.last_update, timeZone);
+    return out;
+  } catch (e) {
+    if (e === NOT_FAST) return undefined;
+    throw e;
+  }
+}
+
+function optionalId(v: unknown): number {
+  if (!isId(v)) throw NOT_FAST;
+  return v;
+}
+function fastTextOnly(v: unknown): string {
+  if (typeof v !== 'string' || !isStorableText(v)) throw NOT_FAST;
+  return v;
+}
+const fastText = (v: unknown): string | null => (v == null ? null : fastTextOnly(v));
+function fastNum(v: unknown): number | null {
+  if (v == null) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw NOT_FAST;
+  return v;
+}
+function fastBool(v: unknown): boolean | null {
+  if (v == null) return null;
+  if (typeof v !== 'boolean') throw NOT_FAST;
+  return v;
+}
+function calendarDateOf(v: unknown): string | null {
+  if (v == null || v === '') return null;
+  const d = parseCalendarDate(fastTextOnly(v));
+  if (d === null) throw NOT_FAST;
+  return d;
+}
+function dateTimeOf(v: unknown, timeZone: string): Date | null {
+  if (v == null || v === '') return null;
+  const d = parseDateTime(fastTextOnly(v), timeZone);
+  if (d === null) throw NOT_FAST;
+  return d;
 }

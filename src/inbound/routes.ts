@@ -10,7 +10,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { readSettings } from '../settings.js';
 import { BodySlots, readRawBody } from './body.js';
-import { connectionSyncOf, inboundSchemas } from './payloads.js';
+import { connectionSyncOf, fastConnectionSynced, inboundSchemas } from './payloads.js';
 import { checkSignatureHeaders, verifyPowensSignature } from './signature.js';
 
 const EVENTS = ['CONNECTION_SYNCED', 'CONNECTION_DELETED', 'USER_DELETED'] as const;
@@ -136,7 +136,7 @@ async function applyInboundWebhook(
   // Parse before the transaction: bad input writes nothing, not even the delivery key.
   const body =
     event === 'CONNECTION_SYNCED'
-      ? { event, payload: parse(schemas.connectionSynced, json) }
+      ? { event, payload: fastConnectionSynced(schemas, deps.config.webhookTimezone, json) ?? parse(schemas.connectionSynced, json) }
       : event === 'CONNECTION_DELETED'
         ? { event, payload: parse(schemas.connectionDeleted, json) }
         : { event, payload: parse(schemas.userDeleted, json) };
