@@ -56,7 +56,9 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
   // what is left to do is to refuse the whole sync if it named one. Checked after them,
   // not before: a concurrent sync claiming the same new id first is only visible once our
   // upsert has waited for it to commit. Throwing rolls back everything, the delivery key too.
-  const conflicts = await findIdConflicts(tx, conn);
+  // The documents are looked up again only when the upsert met one it did not write and
+  // that was not ours (docs.foreign): every other document of the sync is ours.
+  const conflicts = await findIdConflicts(tx, conn, docs.foreign > 0);
   if (conflicts) throw idConflict(conflicts);
   await queueFileJobs(tx, docs);
   await recordSubscriptionEvents(tx, [
@@ -126,10 +128,11 @@ type IdConflicts = { connections: number[]; subscriptions: number[]; documents: 
  * another user, subscriptions of another user or connection, documents of another user or
  * of a subscription of another connection (a document may move between subscriptions of
  * the same connection). One statement over the whole payload; null when there are none.
+ * `withDocuments` false: the caller knows every document of the sync is its own.
  */
-async function findIdConflicts(tx: Tx, conn: ConnectionSync): Promise<IdConflicts | null> {
+async function findIdConflicts(tx: Tx, conn: ConnectionSync, withDocuments = true): Promise<IdConflicts | null> {
   const subIds = conn.subscriptions.map((s) => s.id);
-  const docIds = conn.subscriptions.flatMap((s) => s.documents.map((d) => d.id));
+  const docIds = withDocuments ? conn.subscriptions.flatMap((s) => s.documents.map((d) => d.id)) : [];
   const rows = await tx.execute<{ kind: keyof IdConflicts; id: number }>(sql`
     select 'connections' as kind, id::float8 as id from connections
     where id = ${conn.id} and user_id <> ${conn.id_user}
@@ -243,7 +246,7 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
       for (let c = 0; c < row.length; c++) columns[c].push(row[c]);
     }
   }
-  const out = { added: 0, updated: 0, filesPending: [] as number[], filesNone: [] as number[], urlGained: [] as number[] };
+  const out = { added: 0, updated: 0, foreign: 0, filesPending: [] as number[], filesNone: [] as number[], urlGained: [] as number[] };
   if (columns[0].length === 0) return out;
   const syncedAt = conn.last_update?.toISOString() ?? null;
   // The planner cannot estimate the joins of the input with `old` (CTEs have no statistics):
@@ -256,7 +259,7 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
   // document has no file row yet (`on conflict` only keeps this statement safe should it
   // have one); the file row's foreign key is checked at the end of the statement, when the
   // document is in.
-  const rows = await tx.execute<{ id: number; inserted: boolean; url_gained: boolean; file: 'none' | 'pending' | null }>(sql`
+  const rows = await tx.execute<{ id: number; inserted: boolean | null; url_gained: boolean | null; file: 'none' | 'pending' | null }>(sql`
     with input as (
       select * from unnest(${input}) as x(${sql.raw(INPUT_COLUMNS.map(([name]) => name).join(', '))})
     ),
@@ -294,10 +297,19 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
     select up.id::float8 as id, up.inserted,
       (not up.inserted and old.source_url is null and up.source_url is not null) as url_gained,
       files.status as file
-    from up left join old using (id) left join files on files.document_id = up.id`);
+    from up left join old using (id) left join files on files.document_id = up.id
+    union all
+    -- The ids neither written nor ours already: another owner's, before this statement or
+    -- claimed by a sync that committed while the upsert waited for it (inserted: null).
+    select i.id::float8, null, null, null from input i
+    where not exists (select 1 from up where up.id = i.id)
+      and not exists (
+        select 1 from old o where o.id = i.id and o.user_id = ${conn.id_user}
+          and o.subscription_id in (select id from subscriptions where connection_id = ${conn.id}))`);
   for (const r of rows) {
     const id = Number(r.id);
-    if (r.inserted) out.added++;
+    if (r.inserted === null) out.foreign++;
+    else if (r.inserted) out.added++;
     else out.updated++;
     if (r.file === 'pending') out.filesPending.push(id);
     else if (r.file === 'none') out.filesNone.push(id);
