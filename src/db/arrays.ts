@@ -22,13 +22,14 @@ const NEEDS_ESCAPE = /[\\"]/;
  * parses at bind time far faster than the same rows as one jsonb document (a 10,000-row
  * sync: bench/ingest.ts). A null is the unquoted NULL; every other element is quoted and
  * escaped as in sqlArray, a Date written as its ISO instant. Numbers must be finite (the
- * inbound schemas see to it) and strings free of U+0000, which no text column holds.
+ * inbound schemas see to it) and strings free of U+0000, which no text column holds; an
+ * undefined is taken for null, as JSON.stringify took a missing field.
  */
 export function sqlColumn(values: readonly ColumnValue[], type: ColumnType): SQL {
   const parts = new Array<string>(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (v === null) parts[i] = 'NULL';
+    if (v === null || v === undefined) parts[i] = 'NULL';
     else if (typeof v === 'string') parts[i] = NEEDS_ESCAPE.test(v) ? `"${v.replace(/[\\"]/g, '\\$&')}"` : `"${v}"`;
     else if (v instanceof Date) parts[i] = `"${v.toISOString()}"`;
     else parts[i] = `"${String(v)}"`;
