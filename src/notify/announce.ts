@@ -41,7 +41,9 @@ export const announceDocument: JobHandlerFactory<'announce_document'> = (deps) =
  */
 export const announceDocuments: JobHandlerFactory<'announce_documents'> = (deps) => async (documentIds, helpers) => {
   const priority = helpers?.job?.priority ?? 0;
-  // In id order: two batches claiming the same bills take their ledger rows in one order.
+  // In id order, which spares two batches holding the same documents a deadlock; batches of
+  // different documents whose bills share ledger rows may still take them in another order:
+  // such a deadlock ends in the one-by-one fallback below.
   const ids = [...new Set(documentIds)].sort((a, b) => a - b);
   try {
     await deps.db.transaction(async (tx) => {
