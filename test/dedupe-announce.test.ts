@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { announce as announceNow, announceDocument } from '../src/notify/announce.js';
+import { syncBills as syncBillsOf, type Bill } from './helpers/bills.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { createEndpoint } from './helpers/notify.js';
 import { waitUntil } from './helpers/receiver.js';
@@ -19,29 +20,7 @@ beforeAll(async () => {
 afterAll(() => ctx.close());
 
 let nextId = 5000;
-/** A sync of one connection and subscription listing these bills (number, amount) under fresh ids. */
-async function syncBills(userId: number, bills: { number: string; amount: number }[]) {
-  const connectionId = nextId++;
-  const subscriptionId = nextId++;
-  const ids = bills.map(() => nextId++);
-  const res = await ctx.sendWebhook('CONNECTION_SYNCED', {
-    user: { id: userId },
-    connection: {
-      id: connectionId, id_user: userId, id_connector: 40, state: null, error_message: null,
-      last_update: '2026-11-20T08:00:00Z', next_try: null, active: true,
-      subscriptions: [{
-        id: subscriptionId, id_connection: connectionId, id_user: userId, number: 'EZ4225', label: 'Contrat',
-        subscriber: null, validity: null, renewdate: null,
-        documents: bills.map((b, i) => ({
-          id: ids[i], id_subscription: subscriptionId, name: `Facture ${b.number}`, type: 'bill', date: '2026-11-01',
-          duedate: null, number: b.number, issuer: 'Acme', total_amount: b.amount, currency: 'EUR', url: null,
-        })),
-      }],
-    },
-  });
-  expect(res.status).toBe(200);
-  return { connectionId, ids };
-}
+const syncBills = (userId: number, bills: Bill[]) => syncBillsOf(ctx, userId, bills, () => nextId++);
 
 const eventCount = async (type: string, documentId: number) =>
   (await ctx.deps.db.execute<{ n: number }>(sql`select count(*)::int as n from events where dedupe_key = ${`${type}:${documentId}`}`))[0].n;

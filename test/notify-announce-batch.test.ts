@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { JobHelpers } from 'graphile-worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { announceDocument, announceDocuments } from '../src/notify/announce.js';
+import { syncBills as syncBillsOf, type Bill } from './helpers/bills.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { createEndpoint } from './helpers/notify.js';
 
@@ -21,28 +22,9 @@ beforeAll(async () => {
 afterAll(() => ctx.close());
 
 let nextId = 81_000;
-/** A sync of one connection listing these bills (number, amount), without urls: their files are settled as `none`. */
-async function syncBills(userId: number, bills: { number: string; amount: number }[]) {
-  const connectionId = nextId++;
-  const subscriptionId = nextId++;
-  const ids = bills.map(() => nextId++);
-  const res = await ctx.sendWebhook('CONNECTION_SYNCED', {
-    user: { id: userId },
-    connection: {
-      id: connectionId, id_user: userId, id_connector: 40, state: null, error_message: null,
-      last_update: '2026-11-20T08:00:00Z', next_try: null, active: true,
-      subscriptions: [{
-        id: subscriptionId, id_connection: connectionId, id_user: userId, number: 'EZ4225', label: 'Contrat',
-        subscriber: null, validity: null, renewdate: null,
-        documents: bills.map((b, i) => ({
-          id: ids[i], id_subscription: subscriptionId, name: `Facture ${b.number}`, type: 'bill', date: '2026-11-01',
-          duedate: null, number: b.number, issuer: 'Acme', total_amount: b.amount, currency: 'EUR', url: null,
-        })),
-      }],
-    },
-  });
-  expect(res.status).toBe(200);
-  // The sync queued an announce_document per document (no file to fetch): run by hand below.
+/** A sync of these bills (helpers/bills.ts), its queued jobs dropped: the tests run the announcements by hand. */
+async function syncBills(userId: number, bills: Bill[]) {
+  const { ids } = await syncBillsOf(ctx, userId, bills, () => nextId++);
   await ctx.deps.db.execute(sql`delete from graphile_worker._private_jobs`);
   return ids;
 }
