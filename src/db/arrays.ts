@@ -7,8 +7,7 @@ import { sql, type SQL } from 'drizzle-orm';
  * literal, so a comma, a brace or a quote inside a value stays inside that value.
  */
 export function sqlArray(values: readonly (string | number)[], type: 'text' | 'bigint'): SQL {
-  const literal = `{${values.map((v) => `"${String(v).replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
-  return sql`${literal}::${sql.raw(type)}[]`;
+  return sqlColumn(values, type);
 }
 
 export type ColumnType = 'text' | 'bigint' | 'float8' | 'boolean' | 'date' | 'timestamptz';
@@ -21,9 +20,10 @@ const NEEDS_ESCAPE = /[\\"]/;
  * `unnest(a, b, …)`: many rows go to PostgreSQL as one typed array per column, which it
  * parses at bind time far faster than the same rows as one jsonb document (a 10,000-row
  * sync: bench/ingest.ts). A null is the unquoted NULL; every other element is quoted and
- * escaped as in sqlArray, a Date written as its ISO instant. Numbers must be finite (the
- * inbound schemas see to it) and strings free of U+0000, which no text column holds; an
- * undefined is taken for null, as JSON.stringify took a missing field.
+ * escaped (a comma, a brace or a quote stays inside its value), a Date written as its ISO
+ * instant. Numbers must be finite (the inbound schemas see to it) and strings free of
+ * U+0000, which no text column holds; an undefined is taken for null, as JSON.stringify
+ * took a missing field. sqlArray is this, for a list without nulls.
  */
 export function sqlColumn(values: readonly ColumnValue[], type: ColumnType): SQL {
   const parts = new Array<string>(values.length);
