@@ -133,54 +133,52 @@ describe('within one user', () => {
 });
 
 describe('concurrent first claims of one new id', () => {
-  it('the second sync waits for the first, then is refused: the id is not moved', async () => {
+  /**
+   * `first` applied in a transaction held open (its new rows not yet committed) while
+   * `second` is sent; once `second` waits on it (pg_blocking_pids), `first` commits.
+   * Returns the answer to `second`.
+   */
+  async function whileFirstHolds(first: ReturnType<typeof syncedPayload>, second: ReturnType<typeof syncedPayload>) {
     const schemas = inboundSchemas(ctx.config.webhookTimezone);
-    const first = connectionSyncOf(schemas.connectionSynced.parse(syncedPayload({ userId: 41, connectionId: 411, subscriptions: [{ id: 4111, documents: [{ id: 41111 }] }] })).connection);
+    const sync = connectionSyncOf(schemas.connectionSynced.parse(first).connection);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let pid = 0;
     let applied = false;
-    // User 41's sync holds its transaction open, its new rows not yet committed…
     const holding = ctx.deps.db.transaction(async (tx) => {
       pid = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`))[0].pid;
-      await applyConnectionSync(tx, first, await readSettings(tx));
+      await applyConnectionSync(tx, sync, await readSettings(tx));
       applied = true;
       await gate;
     });
     await waitUntil(async () => applied, 10_000, 'the first sync to apply');
-
-    // …while user 42 lists the same subscription and document ids.
-    const second = send(syncedPayload({ userId: 42, connectionId: 421, subscriptions: [{ id: 4111, documents: [{ id: 41111 }] }] }));
+    const answer = send(second);
     await waitUntil(async () => (await n(`pg_stat_activity where ${pid} = any(pg_blocking_pids(pid))`)) > 0, 10_000, 'the second sync to wait on the first');
     release();
     await holding;
-    await expectConflict(await second, { subscriptions: [4111] });
+    return answer;
+  }
+
+  it('the second sync waits for the first, then is refused: the id is not moved', async () => {
+    // User 41's sync holds its transaction open while user 42 lists the same subscription and document ids.
+    const second = await whileFirstHolds(
+      syncedPayload({ userId: 41, connectionId: 411, subscriptions: [{ id: 4111, documents: [{ id: 41111 }] }] }),
+      syncedPayload({ userId: 42, connectionId: 421, subscriptions: [{ id: 4111, documents: [{ id: 41111 }] }] }),
+    );
+    await expectConflict(second, { subscriptions: [4111] });
     const rows = await q<{ id: number; user_id: number }>('select id::int, user_id::int from subscriptions where id = 4111 union all select id::int, user_id::int from documents where id = 41111');
     expect(rows).toEqual([{ id: 4111, user_id: 41 }, { id: 41111, user_id: 41 }]);
     expect(await n('connections where id = 421')).toBe(0);
   });
 
   it('of a document alone (each sync under its own subscription): the second is refused naming the document', async () => {
-    const schemas = inboundSchemas(ctx.config.webhookTimezone);
-    const first = connectionSyncOf(schemas.connectionSynced.parse(syncedPayload({ userId: 43, connectionId: 431, subscriptions: [{ id: 4311, documents: [{ id: 43111 }] }] })).connection);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let pid = 0;
-    let applied = false;
-    const holding = ctx.deps.db.transaction(async (tx) => {
-      pid = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`))[0].pid;
-      await applyConnectionSync(tx, first, await readSettings(tx));
-      applied = true;
-      await gate;
-    });
-    await waitUntil(async () => applied, 10_000, 'the first sync to apply');
     // The second sync's documents upsert starts before the first commits, so the document
     // is not among the rows it read first: it only meets it on inserting.
-    const second = send(syncedPayload({ userId: 44, connectionId: 441, subscriptions: [{ id: 4411, documents: [{ id: 44111 }, { id: 43111 }] }] }));
-    await waitUntil(async () => (await n(`pg_stat_activity where ${pid} = any(pg_blocking_pids(pid))`)) > 0, 10_000, 'the second sync to wait on the first');
-    release();
-    await holding;
-    await expectConflict(await second, { documents: [43111] });
+    const second = await whileFirstHolds(
+      syncedPayload({ userId: 43, connectionId: 431, subscriptions: [{ id: 4311, documents: [{ id: 43111 }] }] }),
+      syncedPayload({ userId: 44, connectionId: 441, subscriptions: [{ id: 4411, documents: [{ id: 44111 }, { id: 43111 }] }] }),
+    );
+    await expectConflict(second, { documents: [43111] });
     const rows = await q<{ id: number; user_id: number }>('select id::int, user_id::int from documents where id in (43111, 44111) order by id');
     expect(rows).toEqual([{ id: 43111, user_id: 43 }]);
     expect(await n('connections where id = 441')).toBe(0);
