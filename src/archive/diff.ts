@@ -257,8 +257,9 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
   // As in upsertSubscriptions, `old` is the rows before this statement; the connection lock
   // keeps them from changing under us (documents never leave their connection). A new
   // document has no file row yet (`on conflict` only keeps this statement safe should it
-  // have one); the file row's foreign key is checked at the end of the statement, when the
-  // document is in.
+  // have one); the file rows' reference to their documents is checked at the end of the
+  // statement (a statement-level trigger: migration archive_foreign_keys_per_statement),
+  // when the documents are in.
   const rows = await tx.execute<{ id: number; inserted: boolean | null; url_gained: boolean | null; file: 'none' | 'pending' | null }>(sql`
     with input as (
       select * from unnest(${input}) as x(${sql.raw(INPUT_COLUMNS.map(([name]) => name).join(', '))})

@@ -1,6 +1,5 @@
 import { bigint, customType, index, integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
-import { documents } from './archive.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
@@ -9,9 +8,8 @@ const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
 export const documentFiles = pgTable(
   'document_files',
   {
-    documentId: bigint('document_id', { mode: 'number' })
-      .primaryKey()
-      .references(() => documents.id, { onDelete: 'cascade' }),
+    /** References documents (cascade), checked by trigger: see db/schema/archive.ts. */
+    documentId: bigint('document_id', { mode: 'number' }).primaryKey(),
     /** 'pending' | 'ready' | 'failed' | 'none' */
     status: text('status').notNull(),
     error: text('error'),
