@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, eq, gte, isNotNull, lt, lte, notInArray, sql } from 'drizzle-orm';
+import { and, eq, gte, isNotNull, lt, lte, sql } from 'drizzle-orm';
 import { documentTotals, wholeMonthsBefore } from './document-totals.js';
+import { readWithSettings } from '../db/one-trip.js';
 import { presentDocument } from '../present/presenters.js';
 import { DocumentSchema } from '../present/schemas.js';
 import type { Deps } from '../deps.js';
@@ -79,12 +80,13 @@ export function documentRoutes(deps: Deps) {
     if (q.min_date) where.push(gte(documents.date, q.min_date));
     if (q.max_date) where.push(lte(documents.date, q.max_date));
     if (q.duplicates) where.push(isNotNull(documents.duplicateReason));
+    // The few deleted subscriptions to hide, named by id in the same statement (an
+    // uncorrelated subquery, run once): a join let the planner, before any ANALYZE, sort all
+    // of the user's documents for one page.
     if (hideDeletedSubscriptions) {
-      const deleted = await db
-        .select({ id: subscriptions.id })
-        .from(subscriptions)
-        .where(and(eq(subscriptions.userId, scope.userId), isNotNull(subscriptions.deleted)));
-      if (deleted.length) where.push(notInArray(documents.subscriptionId, deleted.map((s) => s.id)));
+      where.push(sql`${documents.subscriptionId} <> all(array(
+        select ${subscriptions.id} from ${subscriptions}
+        where ${subscriptions.userId} = ${scope.userId} and ${subscriptions.deleted} is not null))`);
     }
     const filter = { ...scope, type: q.type, minDate: q.min_date, maxDate: q.max_date, duplicates: q.duplicates, hideDeletedSubscriptions };
     // The totals need nothing of the page: read on another connection meanwhile.
@@ -97,10 +99,7 @@ export function documentRoutes(deps: Deps) {
     // run yet after a backfill) the planner guesses a handful of rows, and with a filter it
     // then gathered every match through a bitmap and sorted them all for one page.
     const order = [sql`${documents.date} desc nulls last`, sql`${documents.id} desc nulls last`];
-    const page = await db.transaction(async (tx) => {
-      // Not awaited alone: sent with the page query in one round trip (postgres.js pipelines
-      // the queries of a transaction), and run before it.
-      const bitmapsOff = tx.execute(sql`set local enable_bitmapscan = off`);
+    const page = await readWithSettings(db, { enable_bitmapscan: 'off' }, (tx) => {
       const ids = tx
         .select({ id: documents.id })
         .from(documents)
@@ -109,13 +108,12 @@ export function documentRoutes(deps: Deps) {
         .limit(q.limit)
         .offset(q.offset - (skip?.skipped ?? 0))
         .as('page');
-      const rows = tx
+      return tx
         .select({ d: documents, f: documentFiles })
         .from(ids)
         .innerJoin(documents, eq(documents.id, ids.id))
         .leftJoin(documentFiles, eq(documentFiles.documentId, documents.id))
         .orderBy(...order);
-      return (await Promise.all([bitmapsOff, rows]))[1];
     });
 
     const totals = await totalsRead;
