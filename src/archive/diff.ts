@@ -253,7 +253,9 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
   // for 10,000 rows it expects billions, and JIT-compiles the statement for ~450 ms, where
   // running it takes ~150. Off for the rest of this transaction; nothing in it gains from JIT.
   await tx.execute(sql`select set_config('jit', 'off', true)`);
-  const input = sql.join(INPUT_COLUMNS.map(([, type], c) => sqlColumn(columns[c], type)), sql`, `);
+  // A column with no value at all (a field the aggregator did not send, such as `income`)
+  // goes as an empty array: unnest pads the shorter arrays of its input with nulls.
+  const input = sql.join(INPUT_COLUMNS.map(([, type], c) => sqlColumn(columns[c].some((v) => v != null) ? columns[c] : [], type)), sql`, `);
   // As in upsertSubscriptions, `old` is the rows before this statement; the connection lock
   // keeps them from changing under us (documents never leave their connection). A new
   // document has no file row: file rows go with their documents (migration
