@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type SQL } from 'drizzle-orm';
-import { sqlArray } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
-import type { JobPayload } from '../jobs/catalog.js';
+import type { JobName, JobPayload } from '../jobs/catalog.js';
 import { enqueueMany } from '../jobs/enqueue.js';
-import { deliveryBatchJobKey, failingEndpointQueue, messageJobKey, svixJobKey } from '../jobs/keys.js';
+import { intLiteral, textArrayLiteral, textLiteral } from '../notify/literal.js';
+import { deliveryBatchJobKeySql, failingEndpointQueueSql, messageJobKeySql, svixJobKeySql } from '../jobs/keys.js';
 
 /**
  * The events customers receive (README, introduction, point 3). Recorded in the transaction
@@ -56,7 +56,7 @@ export const deliveryBatchSize = 100;
 
 /** Whether endpoint `e` wants an event of type `type`: listed, or empty `events` and not opt-in. */
 const wants = (e: SQL, type: SQL) =>
-  sql`(${type} = any(${e}.events) or (cardinality(${e}.events) = 0 and not (${type} = any(${sqlArray(optInEventTypes, 'text')}))))`;
+  sql`(${type} = any(${e}.events) or (cardinality(${e}.events) = 0 and not (${type} = any(${textArrayLiteral(optInEventTypes)}))))`;
 
 /**
  * Record events and fan them out; returns the ids of the events not recorded before.
@@ -64,10 +64,19 @@ const wants = (e: SQL, type: SQL) =>
  * Set-based, one statement whatever the number of events and endpoints: insert the events
  * (a known dedupe key is skipped, so an event and its messages are made once), one
  * `messages` row per new event and endpoint that wants its type (empty `events`: every
- * type but the opt-in ones), then the delivery jobs of the enabled ones (batched per
- * healthy endpoint; a disabled endpoint's messages wait, `failed`, for a replay). Endpoints mirrored to Svix (API
- * mode) get no message of ours: one `publish_event` job per event hands it to Svix, which
- * fans out itself.
+ * type but the opt-in ones), and the delivery jobs of the enabled ones (graphile-worker's
+ * `add_jobs`, in the same statement: one round trip for the whole outbox write). A
+ * disabled endpoint's messages wait, `failed`, for a replay. Endpoints mirrored to Svix
+ * (API mode) get no message of ours: one `publish_event` job per event hands it to Svix,
+ * which fans out itself.
+ *
+ * Delivery jobs: a failing endpoint's messages wait in its lane, one job each
+ * (notify/deliver.ts); a healthy endpoint's go in `deliver_messages` batch jobs keyed by
+ * endpoint and batch number (jobs/keys.ts): messages recorded while such a job waits join
+ * it, so a burst makes a few jobs per endpoint, never one per message.
+ *
+ * The statement carries its values as literals, not parameters (notify/literal.ts): one
+ * round trip, where the parameters made it two, plus two more for a separate `add_jobs`.
  *
  * `priority` (graphile-worker's: smaller first) is that of the delivery jobs: the bills of
  * a backfill are announced at their file batch's priority, and their deliveries must not
@@ -77,11 +86,13 @@ const wants = (e: SQL, type: SQL) =>
 export async function recordEvents(tx: Tx, list: NewEvent[], opts: { priority?: number } = {}): Promise<string[]> {
   if (list.length === 0) return [];
   const rows = list.map((e) => ({ id: newEventId(), dedupe_key: e.dedupeKey, type: e.type, user_id: e.userId, connection_id: e.connectionId, data: e.data }));
-  const out = await tx.execute<{ kind: 'event' | 'message' | 'svix'; id: string; endpoint_id: string | null; failing: boolean | null; seq: string | null }>(sql`
+  const priority = opts.priority || null;
+  const item = (id: SQL) => sql`json_build_object('messageId', ${id}, 'attempt', 1)`;
+  const out = await tx.execute<{ kind: 'event' | 'unwritten'; id: string; task: JobName | null; spec: { payload: unknown; queueName: string | null } | null }>(sql`
     with inserted as (
       insert into events (id, dedupe_key, type, user_id, connection_id, data)
       select id, dedupe_key, type, user_id, connection_id, data
-      from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, connection_id bigint, data jsonb)
+      from jsonb_to_recordset(${textLiteral(JSON.stringify(rows))}::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, connection_id bigint, data jsonb)
       on conflict (dedupe_key) do nothing
       returning id, type
     ),
@@ -94,40 +105,43 @@ export async function recordEvents(tx: Tx, list: NewEvent[], opts: { priority?: 
       join webhook_endpoints e
         on e.svix_endpoint_id is null and ${wants(sql`e`, sql`i.type`)}
       returning id, endpoint_id, status, nextval('message_batch_seq') as seq
+    ),
+    sendable as (
+      select f.id, f.endpoint_id, f.seq, f.seq / ${intLiteral(deliveryBatchSize)} as batch, e.failing_since is not null as failing
+      from fanout f join webhook_endpoints e on e.id = f.endpoint_id
+      where f.status = 'pending'
+    ),
+    specs as (
+      select 'deliver_message' as task, ${item(sql`s.id`)} as payload, ${failingEndpointQueueSql(sql`s.endpoint_id`)} as queue_name, ${messageJobKeySql(sql`s.id`)} as job_key
+      from sendable s where s.failing
+      union all
+      select 'deliver_messages', json_agg(${item(sql`s.id`)} order by s.seq), null, ${deliveryBatchJobKeySql(sql`s.endpoint_id`, sql`s.batch`, priority)}
+      from sendable s where not s.failing
+      group by s.endpoint_id, s.batch
+      union all
+      select 'publish_event', json_build_object('eventId', i.id), null, ${svixJobKeySql(sql`i.id`)}
+      from inserted i
+      where exists (
+        select 1 from webhook_endpoints e
+        where not e.disabled and e.svix_endpoint_id is not null and ${wants(sql`e`, sql`i.type`)}
+      )
+    ),
+    added as (
+      select j.key
+      from (select array_agg(row(task, payload, queue_name, null, null, job_key, ${priority === null ? sql`null` : intLiteral(priority)}::int, null)::graphile_worker.job_spec) as a from specs) s,
+        lateral graphile_worker.add_jobs(s.a) j
+      where s.a is not null
     )
-    select 'event' as kind, id, null as endpoint_id, null as failing, null as seq from inserted
+    select 'event' as kind, id, null as task, null as spec from inserted
     union all
-    select 'message', f.id, f.endpoint_id, e.failing_since is not null, f.seq
-    from fanout f join webhook_endpoints e on e.id = f.endpoint_id
-    where f.status = 'pending'
-    union all
-    select 'svix', i.id, null, null, null from inserted i
-    where exists (
-      select 1 from webhook_endpoints e
-      where not e.disabled and e.svix_endpoint_id is not null and ${wants(sql`e`, sql`i.type`)}
-    )`);
-  const messages = out.filter((r) => r.kind === 'message');
-  const priority = opts.priority || undefined;
-  // A failing endpoint's messages wait in its lane, one job each (notify/deliver.ts).
-  await enqueueMany(
-    tx,
-    'deliver_message',
-    messages
-      .filter((m) => m.failing)
-      .map((m) => ({ payload: { messageId: m.id, attempt: 1 }, jobKey: messageJobKey(m.id), queueName: failingEndpointQueue(m.endpoint_id!), priority })),
-  );
-  // Healthy endpoints: batch jobs keyed by endpoint and batch number. Messages fanned out
-  // while such a job waits join it (graphile-worker concatenates array payloads under one
-  // key), so a burst of events makes a few jobs per endpoint, never one per message.
-  const batches = new Map<string, JobPayload<'deliver_messages'>>();
-  for (const m of messages.filter((m) => !m.failing)) {
-    const key = deliveryBatchJobKey(m.endpoint_id!, Number(m.seq), deliveryBatchSize, priority);
-    const batch = batches.get(key) ?? [];
-    batch.push({ messageId: m.id, attempt: 1 });
-    batches.set(key, batch);
+    select 'unwritten', job_key, task, json_build_object('payload', payload, 'queueName', queue_name)
+    from specs where job_key not in (select key from added where key is not null)`);
+  // Keyed jobs add_jobs wrote no row for: a worker locked a job of that key between its two
+  // steps (see jobs/enqueue.ts). Added again as enqueueMany does, which un-keys the running one.
+  const unwritten = out.filter((r) => r.kind === 'unwritten');
+  for (const task of new Set(unwritten.map((r) => r.task!))) {
+    const jobs = unwritten.filter((r) => r.task === task);
+    await enqueueMany(tx, task, jobs.map((r) => ({ payload: r.spec!.payload as JobPayload<typeof task>, jobKey: r.id, queueName: r.spec!.queueName ?? undefined, priority: priority ?? undefined })));
   }
-  await enqueueMany(tx, 'deliver_messages', [...batches].map(([jobKey, payload]) => ({ payload, jobKey, priority })));
-  const toSvix = out.filter((r) => r.kind === 'svix');
-  await enqueueMany(tx, 'publish_event', toSvix.map((e) => ({ payload: { eventId: e.id }, jobKey: svixJobKey(e.id) })));
   return out.filter((r) => r.kind === 'event').map((r) => r.id);
 }

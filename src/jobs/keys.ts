@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { sqlArray } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
 
@@ -28,16 +28,20 @@ export const announceBatchJobKey = (fileJob: string) => `announce:batch:${fileJo
 export const emailJobKey = (documentId: number) => `email:${documentId}`;
 /** `deliver_message` of one message: its next attempt. */
 export const messageJobKey = (messageId: string) => `msg:${messageId}`;
+/** The same, spelt by PostgreSQL (events/record.ts queues jobs in its recording statement). */
+export const messageJobKeySql = (messageId: SQL) => sql`'msg:' || ${messageId}`;
+
 /**
- * `deliver_messages`, the batch job of a healthy endpoint's first attempts: messages
- * fanned out while it waits join it (graphile-worker concatenates array payloads under one
- * key), up to `batchSize` consecutive messages (by `seq`) per key. Messages delivered at a
- * priority other than 0 (a backfill's bills) have keys of their own.
+ * `deliver_messages`, the batch job of a healthy endpoint's first attempts (events/record.ts),
+ * spelt by PostgreSQL: messages fanned out while it waits join it (graphile-worker
+ * concatenates array payloads under one key), up to the batch size of consecutive messages
+ * (by `seq`) per key. Messages delivered at a priority other than 0 (a backfill's bills)
+ * have keys of their own.
  */
-export const deliveryBatchJobKey = (endpointId: string, seq: number, batchSize: number, priority?: number) =>
-  priority ? `deliver:${endpointId}:p${priority}:${Math.floor(seq / batchSize)}` : `deliver:${endpointId}:${Math.floor(seq / batchSize)}`;
-/** `publish_event` of one event, in Svix API mode. */
-export const svixJobKey = (eventId: string) => `svix:${eventId}`;
+export const deliveryBatchJobKeySql = (endpointId: SQL, batch: SQL, priority: number | null) =>
+  sql`'deliver:' || ${endpointId} || ${sql.raw(priority ? `':p${Number(priority)}:'` : "':'")} || ${batch}`;
+/** `publish_event` of one event, in Svix API mode, spelt by PostgreSQL. */
+export const svixJobKeySql = (eventId: SQL) => sql`'svix:' || ${eventId}`;
 /** `send_ops_webhook` and `send_ops_email` of one operational event (notify/ops-events.ts). */
 export const opsWebhookJobKey = (opsEventId: string) => `ops-webhook:${opsEventId}`;
 export const opsEmailJobKey = (opsEventId: string) => `ops-email:${opsEventId}`;
@@ -51,6 +55,7 @@ export const captchaJobKey = (connectionId: number) => `captcha:${connectionId}`
  * worker slot however many messages it has waiting (see notify/deliver.ts).
  */
 export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId}`;
+export const failingEndpointQueueSql = (endpointId: SQL) => sql`'notify:' || ${endpointId}`;
 
 /** Cancel the jobs of these keys on the caller's transaction (graphile-worker lets one already running finish, and not retry). */
 export async function removeJobs(tx: Tx, keys: readonly string[]): Promise<void> {
