@@ -48,6 +48,29 @@ it('events recorded one per transaction join the batch job that waits', async ()
   expect(jobs[0].payload as unknown as unknown[]).toHaveLength(5);
 });
 
+it('a recording never waits for another transaction holding the batch job: it takes a job of its own', async () => {
+  // The first transaction stays open after recording; the second must commit meanwhile
+  // (with one key per endpoint it waited on the first's job row until that committed).
+  // A first recording makes graphile-worker's task row, which a new database lacks (two
+  // transactions adding it at once would wait for each other on that insert).
+  await record(['warm-up']);
+  await ctx.deps.db.execute(sql`select graphile_worker.complete_jobs(array(select id from graphile_worker.jobs))`);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let recorded!: () => void;
+  const first = ctx.deps.db.transaction(async (tx) => {
+    await recordEvents(tx, [event('open:1')]);
+    recorded();
+    await held;
+  });
+  await new Promise<void>((r) => (recorded = r));
+  await record(['concurrent:1']);
+  release();
+  await first;
+  const jobs = await pendingJobs(ctx, 'deliver_messages');
+  expect(jobs.map((j) => (j.payload as unknown as unknown[]).length)).toEqual([1, 1]);
+});
+
 it('re-queues a message whose job was lost, and leaves the ones not late alone', async () => {
   await record(['lost', 'fresh']);
   // Lose every delivery job, and make one message late.

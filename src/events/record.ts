@@ -73,7 +73,8 @@ const wants = (e: SQL, type: SQL) =>
  * Delivery jobs: a failing endpoint's messages wait in its lane, one job each
  * (notify/deliver.ts); a healthy endpoint's go in `deliver_messages` batch jobs keyed by
  * endpoint and batch number (jobs/keys.ts): messages recorded while such a job waits join
- * it, so a burst makes a few jobs per endpoint, never one per message.
+ * it, so a burst makes a few jobs per endpoint, never one per message; a transaction that
+ * would wait for another's batch job row takes one of its own connection instead.
  *
  * The statement carries its values as literals, not parameters (notify/literal.ts): one
  * round trip, where the parameters made it two, plus two more for a separate `add_jobs`.

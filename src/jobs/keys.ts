@@ -33,13 +33,28 @@ export const messageJobKeySql = (messageId: SQL) => sql`'msg:' || ${messageId}`;
 
 /**
  * `deliver_messages`, the batch job of a healthy endpoint's first attempts (events/record.ts),
- * spelt by PostgreSQL: messages fanned out while it waits join it (graphile-worker
- * concatenates array payloads under one key), up to the batch size of consecutive messages
- * (by `seq`) per key. Messages delivered at a priority other than 0 (a backfill's bills)
- * have keys of their own.
+ * spelt by PostgreSQL: endpoint, priority (a backfill's bills, delivered at a priority
+ * other than 0, have keys of their own) and batch number (`seq` / batch size, so that no
+ * job grows past the batch size). Messages recorded while the job waits join it
+ * (graphile-worker concatenates array payloads under one key).
+ *
+ * Adding to a keyed job locks its row until the transaction commits, so transactions
+ * sharing a key committed one after the other: on the streamed bench the producers spent
+ * most of their time waiting for that lock (pg_stat_activity: `Lock:transactionid` on the
+ * recording statement). So a transaction takes the shared key only if no other
+ * transaction holds it (an advisory lock tried, never waited for); otherwise its messages
+ * go to a key of its own connection (`c<pid>`, which runs one transaction at a time), and
+ * no recording ever waits for another's commit. The price: fewer messages per job when
+ * transactions overlap (the shared key's job no longer waits, locked, for all of them).
  */
-export const deliveryBatchJobKeySql = (endpointId: SQL, batch: SQL, priority: number | null) =>
-  sql`'deliver:' || ${endpointId} || ${sql.raw(priority ? `':p${Number(priority)}:'` : "':'")} || ${batch}`;
+export const deliveryBatchJobKeySql = (endpointId: SQL, batch: SQL, priority: number | null) => {
+  const prefix = sql`'deliver:' || ${endpointId} || ${sql.raw(priority ? `':p${Number(priority)}:'` : "':'")}`;
+  return sql`case when pg_try_advisory_xact_lock(${sql.raw(String(batchKeyLock))}, hashtext(${prefix} || ${batch}))
+    then ${prefix} || ${batch}
+    else ${prefix} || 'c' || pg_backend_pid() || ':' || ${batch} end`;
+};
+/** The first half of the advisory locks on shared batch keys ("dlvr"; the others' differ). */
+const batchKeyLock = 0x646c7672;
 /** `publish_event` of one event, in Svix API mode, spelt by PostgreSQL. */
 export const svixJobKeySql = (eventId: SQL) => sql`'svix:' || ${eventId}`;
 /** `send_ops_webhook` and `send_ops_email` of one operational event (notify/ops-events.ts). */
