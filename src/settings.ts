@@ -32,8 +32,16 @@ export const settingDefaults: Settings = {
 
 export async function readSettings(tx: Tx): Promise<Settings> {
   const rows = await tx.select({ key: settings.key, value: settings.value }).from(settings);
+  return settingsOf(Object.fromEntries(rows.map((r) => [r.key, r.value])));
+}
+
+/**
+ * The settings from the table's rows as `{key: value}` (what `json_object_agg(key, value)`
+ * makes of them, for a statement that reads them on the way: archive/diff.ts).
+ */
+export function settingsOf(stored: Record<string, string>): Settings {
   const out = { ...settingDefaults };
-  for (const r of rows) if (Object.hasOwn(out, r.key)) out[r.key as SettingKey] = r.value;
+  for (const [key, value] of Object.entries(stored)) if (Object.hasOwn(out, key)) out[key as SettingKey] = value;
   return out;
 }
 

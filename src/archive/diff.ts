@@ -1,15 +1,15 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { getTableColumns, sql, type InferSelectModel, type SQL } from 'drizzle-orm';
 import { sqlArray, sqlColumn, type ColumnType, type ColumnValue } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
-import { connections, subscriptions, users } from '../db/schema/index.js';
+import { subscriptions } from '../db/schema/index.js';
 import { AppError } from '../errors.js';
-import { wasErased } from './erase.js';
 import type { ConnectionSync } from './sync.js';
+import type { CaptchaTracking } from './captcha/policy.js';
 import { recordEvents, type EventType } from '../events/record.js';
 import { enqueueMany } from '../jobs/enqueue.js';
 import { enqueueFileFetches, filePriority } from '../jobs/files.js';
 import { announceJobKey } from '../jobs/keys.js';
-import type { Settings } from '../settings.js';
+import { settingsOf, type Settings } from '../settings.js';
 import { presentSubscription } from '../present/presenters.js';
 
 export interface SyncSummary {
@@ -17,64 +17,81 @@ export interface SyncSummary {
   documents: { added: number; updated: number; unchanged: number };
 }
 
-export type SyncOutcome = { status: 'processed'; summary: SyncSummary } | { status: 'stale' };
+/** `duplicate`: the delivery's claim (see applyConnectionSync's `claim`) found it processed already. */
+export type SyncOutcome = { status: 'processed'; summary: SyncSummary } | { status: 'stale' } | { status: 'duplicate' };
+
+export interface SyncResult {
+  outcome: SyncOutcome;
+  /** The settings the sync was applied under (read in its first statement unless given). */
+  settings: Settings;
+  /** The connection's captcha tracking as the sync found it, under its lock; null when nothing was applied. */
+  captcha: CaptchaTracking | null;
+}
+
+/**
+ * An erasure of the sync's user or connection committed while the sync waited on the rows
+ * it deletes, and the sync created them anew. Undoing that would take a savepoint around
+ * every sync; instead the caller rolls its transaction back and applies the webhook again,
+ * which then finds the erasure first and is stale (inbound/routes.ts). Rare: it takes an
+ * erasure and a sync of the same user at the same moment.
+ */
+export class ErasedMeanwhile extends Error {
+  constructor() {
+    super('the user or connection was erased while the sync waited for it');
+  }
+}
 
 /**
  * The safe archiving rule (README, introduction, point 2), applied to one CONNECTION_SYNCED
  * in the caller's transaction. Set-based: each step is one statement over the whole
  * payload, whatever its size; nothing is queried per subscription or per document.
+ *
+ * `claim`: a statement returning a row when this delivery is new (inbound/routes.ts); it runs
+ * in the sync's first statement, so a duplicate costs one round trip and writes nothing.
+ * Throws ErasedMeanwhile (see there).
  */
-export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings: Settings): Promise<SyncOutcome> {
+export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings?: Settings, opts: { claim?: SQL } = {}): Promise<SyncResult> {
+  const start = await startSync(tx, conn, opts.claim);
+  const result = (outcome: SyncOutcome): SyncResult => ({ outcome, settings: settings ?? start.settings, captcha: start.captcha });
+  if (!start.claimed) return result({ status: 'duplicate' });
   // A sync of an erased user or connection (late, or retried by the aggregator) is older
   // than its erasure: stale, and nothing comes back.
-  if (await wasErased(tx, conn.id_user, conn.id)) return { status: 'stale' };
-  const row = await lockConnection(tx, conn);
-  if (row === 'erased') return { status: 'stale' };
-  if (row.userId !== conn.id_user) throw idConflict(await findIdConflicts(tx, conn));
-  // A sync without last_update keeps the stored one (and is never stale).
-  if (!row.created && row.lastUpdate && conn.last_update && conn.last_update < row.lastUpdate) return { status: 'stale' };
-
-  await tx
-    .update(connections)
-    .set({
-      idConnector: conn.id_connector,
-      state: conn.state,
-      errorMessage: conn.error_message,
-      lastUpdate: conn.last_update ?? row.lastUpdate,
-      nextTry: conn.next_try,
-      active: conn.active,
-      updatedAt: sql`now()`,
-    })
-    .where(eq(connections.id, conn.id));
+  if (start.erased) return result({ status: 'stale' });
+  if (!start.captcha) {
+    // The connection row is locked but was left as it was: another user's, or a newer sync's.
+    const [row] = await tx.execute<{ user_id: string }>(sql`select user_id from connections where id = ${conn.id}`);
+    if (!row) throw new ErasedMeanwhile();
+    if (Number(row.user_id) === conn.id_user) return result({ status: 'stale' });
+    const refused = await refusals(tx, conn);
+    throw refused.erased ? new ErasedMeanwhile() : idConflict(refused.conflicts);
+  }
 
   const subs = await upsertSubscriptions(tx, conn);
-  // A failed sync proves nothing is gone: only a successful one that lists the
-  // subscriptions it found archives the others.
-  const archived = conn.state === null && conn.subscriptionsListed ? await archiveMissingSubscriptions(tx, conn) : [];
-  const docs = await upsertDocuments(tx, conn, settings.force_pdf === '1');
+  const docs = await upsertDocuments(tx, conn, (settings ?? start.settings).force_pdf === '1');
   // The upserts never touch a row of another owner (their conflict clauses say so), so
   // what is left to do is to refuse the whole sync if it named one. Checked after them,
   // not before: a concurrent sync claiming the same new id first is only visible once our
   // upsert has waited for it to commit. Throwing rolls back everything, the delivery key too.
   // The documents are looked up again only when the upsert met one it did not write and
   // that was not ours (docs.foreign): every other document of the sync is ours.
-  const conflicts = await findIdConflicts(tx, conn, docs.foreign > 0);
-  if (conflicts) throw idConflict(conflicts);
+  const refused = await refusals(tx, conn, docs.foreign > 0);
+  if (refused.erased) throw new ErasedMeanwhile();
+  if (refused.conflicts) throw idConflict(refused.conflicts);
   await queueFileJobs(tx, docs);
   await recordSubscriptionEvents(tx, [
-    ...subs.added.map((id) => ['subscription.created', id] as const),
-    ...subs.restored.map((id) => ['subscription.restored', id] as const),
-    ...archived.map((id) => ['subscription.deleted', id] as const),
+    ...subs.added.map((s) => ['subscription.created', s] as const),
+    ...subs.restored.map((s) => ['subscription.restored', s] as const),
+    ...subs.archived.map((s) => ['subscription.deleted', s] as const),
   ], conn.last_update);
 
   const listed = conn.subscriptions.length;
   const docCount = conn.subscriptions.reduce((n, s) => n + s.documents.length, 0);
-  return {
+  return result({
     status: 'processed',
     summary: {
       subscriptions: {
         added: subs.added.length,
-        deleted: archived.length,
+        deleted: subs.archived.length,
         restored: subs.restored.length,
         unchanged: listed - subs.added.length - subs.restored.length,
       },
@@ -84,57 +101,84 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
         unchanged: docCount - docs.added - docs.updated,
       },
     },
-  };
+  });
 }
 
-class ErasedMeanwhile extends Error {}
+/** The erasure of the sync's user or connection, if any, as a condition. */
+const erasureOf = (conn: ConnectionSync) =>
+  sql`select from erasures where (kind = 'user' and id = ${conn.id_user}) or (kind = 'connection' and id = ${conn.id})`;
 
 /**
- * Create the user and the connection if new, then lock the connection row for the rest of
- * the transaction, so two syncs of one connection apply one after the other.
+ * The sync's first statement, one round trip: claim the delivery, check the erasures, create
+ * the user and the connection if new, else update the connection, and lock its row for the
+ * rest of the transaction (so two syncs of one connection apply one after the other); read
+ * the settings and the connection's captcha tracking on the way.
+ *
+ * The connection is written by one upsert: `on conflict do update` locks the row it meets
+ * (the newest version, even one committed after this statement began) and updates it only
+ * when it is this user's and the sync is not older than the one stored (a sync without
+ * last_update keeps the stored one, and is never stale). When it is left as it was, it is
+ * still locked, and no row comes back (captcha null).
  *
  * An erasure in progress holds the user and connection rows it deletes: the inserts here
- * wait for it, and once it commits they would create the rows anew. So the erasure record
- * is read again after the lock (a new statement: it sees what committed while we waited);
- * if the user or connection was erased meanwhile, the savepoint undoes what we created.
+ * wait for it, and once it commits they create the rows anew, which this statement's
+ * erasure check (its snapshot is older) cannot tell. So the erasures are read again by a
+ * later statement (refusals), which sees what committed meanwhile.
  */
-async function lockConnection(tx: Tx, conn: ConnectionSync) {
-  try {
-    return await tx.transaction(async (sp) => {
-      await sp.insert(users).values({ id: conn.id_user }).onConflictDoNothing();
-      const created = await sp
-        .insert(connections)
-        .values({ id: conn.id, userId: conn.id_user })
-        .onConflictDoNothing()
-        .returning({ id: connections.id });
-      const [row] = await sp
-        .select({ userId: connections.userId, lastUpdate: connections.lastUpdate })
-        .from(connections)
-        .where(eq(connections.id, conn.id))
-        .for('update');
-      if (!row || (await wasErased(sp, conn.id_user, conn.id))) throw new ErasedMeanwhile();
-      return { ...row, created: created.length > 0 };
-    });
-  } catch (e) {
-    if (e instanceof ErasedMeanwhile) return 'erased' as const;
-    throw e;
-  }
+async function startSync(tx: Tx, conn: ConnectionSync, claim: SQL | undefined) {
+  const [row] = await tx.execute<{
+    claimed: boolean;
+    erased: boolean;
+    captcha_status: string | null;
+    captcha_attempts: number | null;
+    settings: Record<string, string> | null;
+  }>(sql`
+    with claim as (${claim ?? sql`select 1`}),
+    erased as (select exists (${erasureOf(conn)}) as erased),
+    go as (select from claim where not (select erased from erased)),
+    new_user as (insert into users (id) select ${conn.id_user} from go on conflict do nothing),
+    conn as (
+      insert into connections as c (id, user_id, id_connector, state, error_message, last_update, next_try, active)
+      select ${conn.id}, ${conn.id_user}, ${conn.id_connector}, ${conn.state}, ${conn.error_message},
+        ${conn.last_update?.toISOString() ?? null}::timestamptz, ${conn.next_try?.toISOString() ?? null}::timestamptz, ${conn.active}
+      from go
+      on conflict (id) do update set
+        id_connector = excluded.id_connector, state = excluded.state, error_message = excluded.error_message,
+        last_update = coalesce(excluded.last_update, c.last_update), next_try = excluded.next_try,
+        active = excluded.active, updated_at = now()
+      where c.user_id = excluded.user_id
+        and (excluded.last_update < c.last_update) is not true
+      returning c.captcha_status, c.captcha_attempts
+    )
+    select exists (select from claim) as claimed, (select erased from erased) as erased,
+      conn.captcha_status, conn.captcha_attempts,
+      (select json_object_agg(key, value) from settings) as settings
+    from (values (1)) as one left join conn on true`);
+  return {
+    claimed: row.claimed,
+    erased: row.erased,
+    captcha: row.captcha_attempts === null ? null : { status: row.captcha_status as CaptchaTracking['status'], attempts: row.captcha_attempts },
+    settings: settingsOf(row.settings ?? {}),
+  };
 }
 
 type IdConflicts = { connections: number[]; subscriptions: number[]; documents: number[] };
 
 /**
- * The ids of this sync that belong to someone else: the connection of
- * another user, subscriptions of another user or connection, documents of another user or
- * of a subscription of another connection (a document may move between subscriptions of
- * the same connection). One statement over the whole payload; null when there are none.
+ * What refuses this sync once its rows are written: an erasure committed since the first
+ * statement (see startSync), or ids of this sync that belong to someone else: the
+ * connection of another user, subscriptions of another user or connection, documents of
+ * another user or of a subscription of another connection (a document may move between
+ * subscriptions of the same connection). One statement over the whole payload.
  * `withDocuments` false: the caller knows every document of the sync is its own.
  */
-async function findIdConflicts(tx: Tx, conn: ConnectionSync, withDocuments = true): Promise<IdConflicts | null> {
+async function refusals(tx: Tx, conn: ConnectionSync, withDocuments = true): Promise<{ erased: boolean; conflicts: IdConflicts | null }> {
   const subIds = conn.subscriptions.map((s) => s.id);
   const docIds = withDocuments ? conn.subscriptions.flatMap((s) => s.documents.map((d) => d.id)) : [];
-  const rows = await tx.execute<{ kind: keyof IdConflicts; id: number }>(sql`
-    select 'connections' as kind, id::float8 as id from connections
+  const rows = await tx.execute<{ kind: keyof IdConflicts | 'erased'; id: number }>(sql`
+    select 'erased' as kind, 0::float8 as id where exists (${erasureOf(conn)})
+    union all
+    select 'connections', id::float8 from connections
     where id = ${conn.id} and user_id <> ${conn.id_user}
     union all
     select 'subscriptions', s.id::float8 from subscriptions s
@@ -143,10 +187,13 @@ async function findIdConflicts(tx: Tx, conn: ConnectionSync, withDocuments = tru
     select 'documents', d.id::float8 from documents d join subscriptions s on s.id = d.subscription_id
     where d.id = any(${sqlArray(docIds, 'bigint')}) and (d.user_id <> ${conn.id_user} or s.connection_id <> ${conn.id})
     order by 1, 2`);
-  if (rows.length === 0) return null;
   const out: IdConflicts = { connections: [], subscriptions: [], documents: [] };
-  for (const r of rows) out[r.kind].push(Number(r.id));
-  return out;
+  let erased = false;
+  for (const r of rows) {
+    if (r.kind === 'erased') erased = true;
+    else out[r.kind].push(Number(r.id));
+  }
+  return { erased, conflicts: rows.length > (erased ? 1 : 0) ? out : null };
 }
 
 function idConflict(c: IdConflicts | null): AppError {
@@ -156,8 +203,18 @@ function idConflict(c: IdConflicts | null): AppError {
   return new AppError('id_conflict', `ids that belong to another user or connection: ${named.join('; ')}`, c ?? undefined);
 }
 
+type SubscriptionRow = InferSelectModel<typeof subscriptions>;
+
+/**
+ * Upsert the listed subscriptions and, after a successful sync that lists them, flag the
+ * connection's others as deleted (a failed sync proves nothing is gone), in one statement:
+ * the two touch disjoint rows. Returns the rows that changed state, as they are now (their
+ * events carry them): added, restored (were deleted), archived.
+ */
 async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
-  if (conn.subscriptions.length === 0) return { added: [] as number[], restored: [] as number[] };
+  const out = { added: [] as SubscriptionRow[], restored: [] as SubscriptionRow[], archived: [] as SubscriptionRow[] };
+  const archive = conn.state === null && conn.subscriptionsListed;
+  if (conn.subscriptions.length === 0 && !archive) return out;
   const input = conn.subscriptions.map((s) => ({
     id: s.id,
     number: s.number,
@@ -169,7 +226,7 @@ async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
   }));
   // `old` reads the rows as they were before this statement (one snapshot for all CTEs),
   // which tells added (no old row) and restored (old row was deleted) apart.
-  const rows = await tx.execute<{ id: number; added: boolean; restored: boolean }>(sql`
+  const rows = await tx.execute<{ change: 'added' | 'restored' | 'archived' } & Record<string, unknown>>(sql`
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb)
         as x(id bigint, number text, label text, subscriber text, validity date, renewdate date, last_update timestamptz)
@@ -182,27 +239,32 @@ async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
         number = excluded.number, label = excluded.label, subscriber = excluded.subscriber,
         validity = excluded.validity, renewdate = excluded.renewdate,
         last_update = coalesce(excluded.last_update, subscriptions.last_update), deleted = null
-      -- Never another owner's row: findIdConflicts then refuses the sync.
+      -- Never another owner's row: refusals() then refuses the sync.
       where subscriptions.connection_id = excluded.connection_id and subscriptions.user_id = excluded.user_id
-      returning id
+      returning *
+    ),
+    archived as (
+      update subscriptions set deleted = ${(conn.last_update ?? new Date()).toISOString()}::timestamptz
+      where ${archive} and connection_id = ${conn.id} and deleted is null
+        and not (id = any(${sqlArray(input.map((s) => s.id), 'bigint')}))
+      returning *
     )
-    select up.id::float8 as id, old.id is null as added, coalesce(old.deleted is not null, false) as restored
-    from up left join old using (id)`);
-  return {
-    added: rows.filter((r) => r.added).map((r) => Number(r.id)),
-    restored: rows.filter((r) => r.restored).map((r) => Number(r.id)),
-  };
+    select case when old.id is null then 'added' else 'restored' end as change, up.*
+    from up left join old using (id) where old.id is null or old.deleted is not null
+    union all
+    select 'archived', archived.* from archived`);
+  for (const { change, ...row } of rows) out[change].push(subscriptionRow(row));
+  return out;
 }
 
-/** Flag the connection's subscriptions this successful sync did not list. */
-async function archiveMissingSubscriptions(tx: Tx, conn: ConnectionSync): Promise<number[]> {
-  const listed = conn.subscriptions.map((s) => s.id);
-  const rows = await tx.execute<{ id: number }>(sql`
-    update subscriptions set deleted = ${(conn.last_update ?? new Date()).toISOString()}::timestamptz
-    where connection_id = ${conn.id} and deleted is null
-      and not (id = any(${sqlArray(listed, 'bigint')}))
-    returning id::float8 as id`);
-  return rows.map((r) => Number(r.id));
+/** A subscriptions row as the statement returned it → as drizzle's select gives it (what presenters take). */
+function subscriptionRow(raw: Record<string, unknown>): SubscriptionRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, column] of Object.entries(getTableColumns(subscriptions))) {
+    const v = raw[column.name];
+    row[key] = v === null || v === undefined ? null : column.mapFromDriverValue(v);
+  }
+  return row as SubscriptionRow;
 }
 
 /** The fields of a document that come from the payload (the diff compares them). */
@@ -353,22 +415,14 @@ async function queueFileJobs(tx: Tx, files: { filesPending: number[]; filesNone:
 
 async function recordSubscriptionEvents(
   tx: Tx,
-  changes: (readonly [EventType, number])[],
+  changes: (readonly [EventType, SubscriptionRow])[],
   at: Date | null,
 ): Promise<void> {
   if (changes.length === 0) return;
-  const rows = await tx
-    .select()
-    .from(subscriptions)
-    .where(and(inArray(subscriptions.id, changes.map(([, id]) => id))));
-  const byId = new Map(rows.map((r) => [r.id, r]));
   const stamp = (at ?? new Date()).toISOString();
   await recordEvents(
     tx,
-    changes.map(([type, id]) => {
-      const s = byId.get(id)!;
-      // One event per change: a subscription deleted, restored and deleted again yields three.
-      return { type, dedupeKey: `${type}:${id}:${stamp}`, userId: s.userId, connectionId: s.connectionId, data: { subscription: presentSubscription(s) } };
-    }),
+    // One event per change: a subscription deleted, restored and deleted again yields three.
+    changes.map(([type, s]) => ({ type, dedupeKey: `${type}:${s.id}:${stamp}`, userId: s.userId, connectionId: s.connectionId, data: { subscription: presentSubscription(s) } })),
   );
 }

@@ -11,7 +11,7 @@ import { captchaJobKey, removeJobs } from '../jobs/keys.js';
  * references any more. Jobs already queued for erased rows find nothing and end as no-ops; pending captcha
  * re-syncs are removed outright so that no request is sent upstream for a connection that
  * is gone. The erased id is kept (and nothing else), so that a late sync of it is refused
- * (see wasErased).
+ * (archive/diff.ts, startSync and refusals).
  */
 export async function eraseConnection(tx: Tx, connectionId: number, owner?: number): Promise<boolean> {
   // A CONNECTION_DELETED naming another user than the connection's erases
@@ -56,13 +56,4 @@ async function blobsOfDocuments(tx: Tx, where: SQL): Promise<string[]> {
 
 async function cancelCaptchaResyncs(tx: Tx, connectionIds: number[]): Promise<void> {
   await removeJobs(tx, connectionIds.map(captchaJobKey));
-}
-
-/** Whether a sync's user or connection was erased: its data must not come back. */
-export async function wasErased(tx: Tx, userId: number, connectionId: number): Promise<boolean> {
-  const rows = await tx.execute(sql`
-    select 1 from erasures
-    where (kind = 'user' and id = ${userId}) or (kind = 'connection' and id = ${connectionId})
-    limit 1`);
-  return rows.length > 0;
 }

@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { z } from '@hono/zod-openapi';
 import { newRouter } from '../http/router.js';
-import { applyConnectionSync } from '../archive/diff.js';
+import { applyConnectionSync, ErasedMeanwhile } from '../archive/diff.js';
 import { eraseConnection, eraseUser } from '../archive/erase.js';
 import { holdCaptchaSwitch, trackCaptcha } from '../archive/captcha/track.js';
 import type { Tx } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { readSettings } from '../settings.js';
 import { BodySlots, readRawBody } from './body.js';
 import { connectionSyncOf, fastConnectionSynced, inboundSchemas } from './payloads.js';
 import { checkSignatureHeaders, verifyPowensSignature } from './signature.js';
@@ -141,41 +140,57 @@ async function applyInboundWebhook(
         ? { event, payload: parse(schemas.connectionDeleted, json) }
         : { event, payload: parse(schemas.userDeleted, json) };
 
-  return deps.db.transaction(async (tx) => {
-    if (!(await claimDelivery(tx, key, event))) return { status: 'duplicate' };
-    switch (body.event) {
-      case 'CONNECTION_SYNCED': {
-        const conn = body.payload.connection;
-        await holdCaptchaSwitch(tx, conn); // before the connection row lock: see archive/captcha/track.ts
-        const settings = await readSettings(tx);
-        const outcome = await applyConnectionSync(tx, connectionSyncOf(conn), settings);
-        if (outcome.status === 'stale') await markOutcome(tx, key, 'stale');
-        else await trackCaptcha(tx, conn, settings, { log: deps.log });
-        return outcome;
+  const apply = () =>
+    deps.db.transaction(async (tx): Promise<Record<string, unknown>> => {
+      switch (body.event) {
+        case 'CONNECTION_SYNCED': {
+          const conn = body.payload.connection;
+          // Before the connection row lock, which the sync's first statement takes together
+          // with the delivery's claim: see archive/captcha/track.ts.
+          await holdCaptchaSwitch(tx, conn);
+          const { outcome, settings, captcha } = await applyConnectionSync(tx, connectionSyncOf(conn), undefined, { claim: claimStatement(key, event) });
+          if (outcome.status === 'stale') await markOutcome(tx, key, 'stale');
+          else if (outcome.status === 'processed') await trackCaptcha(tx, conn, settings, { log: deps.log, tracking: captcha ?? undefined });
+          return outcome;
+        }
+        case 'CONNECTION_DELETED': {
+          if (!(await claimDelivery(tx, key, event))) return { status: 'duplicate' };
+          await eraseConnection(tx, body.payload.id, body.payload.id_user);
+          return { status: 'processed' };
+        }
+        case 'USER_DELETED': {
+          if (!(await claimDelivery(tx, key, event))) return { status: 'duplicate' };
+          await eraseUser(tx, body.payload.id);
+          return { status: 'processed' };
+        }
       }
-      case 'CONNECTION_DELETED': {
-        await eraseConnection(tx, body.payload.id, body.payload.id_user);
-        return { status: 'processed' };
-      }
-      case 'USER_DELETED': {
-        await eraseUser(tx, body.payload.id);
-        return { status: 'processed' };
-      }
-    }
-  });
+    });
+  // A sync that met an erasure committing under it was rolled back (archive/diff.ts,
+  // ErasedMeanwhile); applied again, it finds the erasure at once and is stale. Erasures are
+  // never undone, so the second pass cannot meet a new one that the first did not see.
+  try {
+    return await apply();
+  } catch (e) {
+    if (e instanceof ErasedMeanwhile) return apply();
+    throw e;
+  }
 }
 
 /**
- * Claim a delivery key. The primary key does the work: a concurrent copy of the same
- * delivery waits on the first one's uncommitted row, then finds it and stands down.
+ * Claim a delivery key: the statement returns a row when the key is new. The primary key
+ * does the work: a concurrent copy of the same delivery waits on the first one's
+ * uncommitted row, then finds it and stands down.
  */
-async function claimDelivery(tx: Tx, { key, legacy }: DeliveryKey, event: string): Promise<boolean> {
-  const rows = await tx.execute(sql`
+function claimStatement({ key, legacy }: DeliveryKey, event: string): SQL {
+  return sql`
     insert into inbound_deliveries (key, event, outcome)
     select ${key}, ${event}, 'processed'
     where not exists (select 1 from inbound_deliveries where key = ${legacy} and event = ${event})
-    on conflict (key) do nothing returning key`);
-  return rows.length > 0;
+    on conflict (key) do nothing returning key`;
+}
+
+async function claimDelivery(tx: Tx, key: DeliveryKey, event: string): Promise<boolean> {
+  return (await tx.execute(claimStatement(key, event))).length > 0;
 }
 
 async function markOutcome(tx: Tx, { key }: DeliveryKey, outcome: string): Promise<void> {

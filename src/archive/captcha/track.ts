@@ -8,7 +8,7 @@ import { captchaJobKey, removeJobs } from '../../jobs/keys.js';
 import type { Logger } from '../../logger.js';
 import { readSettings, type Settings } from '../../settings.js';
 import { addHistory, type HistoryKind } from './history.js';
-import { captchaStepForSync, classifySync, isCaptchaInduced, type CaptchaStatus, type SyncState } from './policy.js';
+import { captchaStepForSync, classifySync, isCaptchaInduced, type CaptchaStatus, type CaptchaTracking, type SyncState } from './policy.js';
 
 /**
  * Captcha tracking in the caller's transaction: the CONNECTION_SYNCED
@@ -43,6 +43,8 @@ export interface TrackOptions {
   log?: Logger;
   random?: () => number;
   now?: () => Date;
+  /** The connection's tracking, when the caller read it under the row lock already (archive/diff.ts does). */
+  tracking?: CaptchaTracking;
 }
 
 /**
@@ -56,10 +58,12 @@ export async function trackCaptcha(
   settings: Settings,
   opts: TrackOptions = {},
 ) {
-  const [row] = await tx
-    .select({ status: connections.captchaStatus, attempts: connections.captchaAttempts })
-    .from(connections)
-    .where(eq(connections.id, conn.id));
+  const [row] = opts.tracking
+    ? [opts.tracking]
+    : await tx
+        .select({ status: connections.captchaStatus, attempts: connections.captchaAttempts })
+        .from(connections)
+        .where(eq(connections.id, conn.id));
   if (!row) return { kind: 'none' as const };
   const previous = row.status as CaptchaStatus | null;
   const decision = captchaStepForSync(
