@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { sql, type SQL } from 'drizzle-orm';
 import { z } from '@hono/zod-openapi';
 import { newRouter } from '../http/router.js';
@@ -47,7 +48,7 @@ export function inboundRoutes(deps: Deps, opts: { bodySlots?: BodySlots } = {}) 
     if (!early.ok) throw new AppError('invalid_signature', early.reason);
 
     const read = async () => {
-      const { wire, decoded } = await readRawBody(c.req.raw);
+      const { wire, decoded } = await readRawBody(c.req.raw, undefined, (c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
       const check = verifyPowensSignature({
         ...signed,
         secret: deps.config.inboundWebhookSecret,
