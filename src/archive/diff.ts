@@ -66,17 +66,22 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
     throw refused.erased ? new ErasedMeanwhile() : idConflict(refused.conflicts);
   }
 
-  const subs = await upsertSubscriptions(tx, conn);
+  // Only a sync that created its connection can have met an erasure (see startSync): its
+  // subscriptions statement reads the erasures again.
+  const subs = await upsertSubscriptions(tx, conn, start.created);
+  if (subs.erased) throw new ErasedMeanwhile();
   const docs = await upsertDocuments(tx, conn, (settings ?? start.settings).force_pdf === '1');
   // The upserts never touch a row of another owner (their conflict clauses say so), so
   // what is left to do is to refuse the whole sync if it named one. Checked after them,
   // not before: a concurrent sync claiming the same new id first is only visible once our
   // upsert has waited for it to commit. Throwing rolls back everything, the delivery key too.
-  // The documents are looked up again only when the upsert met one it did not write and
-  // that was not ours (docs.foreign): every other document of the sync is ours.
-  const refused = await refusals(tx, conn, docs.foreign > 0);
-  if (refused.erased) throw new ErasedMeanwhile();
-  if (refused.conflicts) throw idConflict(refused.conflicts);
+  // Looked up only when an upsert met ids it did not write and that were not ours
+  // (foreign): every other id of the sync is ours (the connection is, see startSync).
+  if (subs.foreign > 0 || docs.foreign > 0) {
+    const refused = await refusals(tx, conn, docs.foreign > 0);
+    if (refused.erased) throw new ErasedMeanwhile();
+    if (refused.conflicts) throw idConflict(refused.conflicts);
+  }
   await queueFileJobs(tx, docs);
   await recordSubscriptionEvents(tx, [
     ...subs.added.map((s) => ['subscription.created', s] as const),
@@ -84,7 +89,6 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
     ...subs.archived.map((s) => ['subscription.deleted', s] as const),
   ], conn.last_update);
 
-  const listed = conn.subscriptions.length;
   const docCount = conn.subscriptions.reduce((n, s) => n + s.documents.length, 0);
   return result({
     status: 'processed',
@@ -93,7 +97,7 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
         added: subs.added.length,
         deleted: subs.archived.length,
         restored: subs.restored.length,
-        unchanged: listed - subs.added.length - subs.restored.length,
+        unchanged: subs.kept,
       },
       documents: {
         added: docs.added,
@@ -122,13 +126,16 @@ const erasureOf = (conn: ConnectionSync) =>
  *
  * An erasure in progress holds the user and connection rows it deletes: the inserts here
  * wait for it, and once it commits they create the rows anew, which this statement's
- * erasure check (its snapshot is older) cannot tell. So the erasures are read again by a
- * later statement (refusals), which sees what committed meanwhile.
+ * erasure check (its snapshot is older) cannot tell. So when the connection row is new, the
+ * erasures are read again by a later statement, which sees what committed meanwhile. When
+ * it is not, no erasure of it can have committed since this statement began: it would have
+ * deleted the row that the upsert then found and locked.
  */
 async function startSync(tx: Tx, conn: ConnectionSync, claim: SQL | undefined) {
   const [row] = await tx.execute<{
     claimed: boolean;
     erased: boolean;
+    created: boolean | null;
     captcha_status: string | null;
     captcha_attempts: number | null;
     settings: Record<string, string> | null;
@@ -148,15 +155,17 @@ async function startSync(tx: Tx, conn: ConnectionSync, claim: SQL | undefined) {
         active = excluded.active, updated_at = now()
       where c.user_id = excluded.user_id
         and (excluded.last_update < c.last_update) is not true
-      returning c.captcha_status, c.captcha_attempts
+      returning xmax = 0 as created, c.captcha_status, c.captcha_attempts
     )
     select exists (select from claim) as claimed, (select erased from erased) as erased,
-      conn.captcha_status, conn.captcha_attempts,
+      conn.created, conn.captcha_status, conn.captcha_attempts,
       (select json_object_agg(key, value) from settings) as settings
     from (values (1)) as one left join conn on true`);
   return {
     claimed: row.claimed,
     erased: row.erased,
+    /** The connection row is new (this sync's). */
+    created: row.created === true,
     captcha: row.captcha_attempts === null ? null : { status: row.captcha_status as CaptchaTracking['status'], attempts: row.captcha_attempts },
     settings: settingsOf(row.settings ?? {}),
   };
@@ -209,12 +218,14 @@ type SubscriptionRow = InferSelectModel<typeof subscriptions>;
  * Upsert the listed subscriptions and, after a successful sync that lists them, flag the
  * connection's others as deleted (a failed sync proves nothing is gone), in one statement:
  * the two touch disjoint rows. Returns the rows that changed state, as they are now (their
- * events carry them): added, restored (were deleted), archived.
+ * events carry them): added, restored (were deleted), archived; how many were kept as
+ * they were (`kept`) and how many were not written, being another owner's (`foreign`).
+ * `recheckErasure`: also say whether the sync's user or connection is erased now (`erased`).
  */
-async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
-  const out = { added: [] as SubscriptionRow[], restored: [] as SubscriptionRow[], archived: [] as SubscriptionRow[] };
+async function upsertSubscriptions(tx: Tx, conn: ConnectionSync, recheckErasure: boolean) {
+  const out = { added: [] as SubscriptionRow[], restored: [] as SubscriptionRow[], archived: [] as SubscriptionRow[], kept: 0, foreign: 0, erased: false };
   const archive = conn.state === null && conn.subscriptionsListed;
-  if (conn.subscriptions.length === 0 && !archive) return out;
+  if (conn.subscriptions.length === 0 && !archive && !recheckErasure) return out;
   const input = conn.subscriptions.map((s) => ({
     id: s.id,
     number: s.number,
@@ -226,7 +237,7 @@ async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
   }));
   // `old` reads the rows as they were before this statement (one snapshot for all CTEs),
   // which tells added (no old row) and restored (old row was deleted) apart.
-  const rows = await tx.execute<{ change: 'added' | 'restored' | 'archived' } & Record<string, unknown>>(sql`
+  const rows = await tx.execute<{ change: 'added' | 'restored' | 'kept' | 'archived' | 'erased' } & Record<string, unknown>>(sql`
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb)
         as x(id bigint, number text, label text, subscriber text, validity date, renewdate date, last_update timestamptz)
@@ -249,11 +260,22 @@ async function upsertSubscriptions(tx: Tx, conn: ConnectionSync) {
         and not (id = any(${sqlArray(input.map((s) => s.id), 'bigint')}))
       returning *
     )
-    select case when old.id is null then 'added' else 'restored' end as change, up.*
-    from up left join old using (id) where old.id is null or old.deleted is not null
+    select case when old.id is null then 'added' when old.deleted is not null then 'restored' else 'kept' end as change, up.*
+    from up left join old using (id)
     union all
-    select 'archived', archived.* from archived`);
-  for (const { change, ...row } of rows) out[change].push(subscriptionRow(row));
+    select 'archived', archived.* from archived
+    union all
+    -- A row of nulls when the user or connection is erased now.
+    select 'erased', s.* from (values (1)) as one left join subscriptions s on false
+    where ${recheckErasure} and exists (${erasureOf(conn)})`);
+  let written = 0;
+  for (const { change, ...row } of rows) {
+    if (change === 'erased') out.erased = true;
+    else if (change === 'kept') out.kept++;
+    else out[change].push(subscriptionRow(row));
+    if (change !== 'archived' && change !== 'erased') written++;
+  }
+  out.foreign = input.length - written;
   return out;
 }
 
