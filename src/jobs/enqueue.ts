@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
+import { executePrepared } from '../db/prepared.js';
 import type { JobName, JobPayload } from './catalog.js';
 
 export interface EnqueueOptions {
@@ -18,7 +19,8 @@ export interface EnqueueOptions {
 /**
  * Add a job on the caller's transaction (`graphile_worker.add_job`), so that the row that
  * caused it and the job commit or roll back together: never a row without its job, never
- * a job without its row.
+ * a job without its row. A prepared statement (db/prepared.ts): one round trip, where an
+ * unnamed one takes two.
  *
  * A keyed job is added again when graphile-worker skipped it: its `add_jobs` first un-keys
  * a job already running, then upserts `… on conflict (key) do update … where locked_at is
@@ -35,7 +37,7 @@ export async function enqueue<N extends JobName>(
   opts: EnqueueOptions = {},
 ): Promise<void> {
   for (let pass = 1; ; pass++) {
-    const [row] = await tx.execute<{ id: string | null }>(sql`
+    const [row] = await executePrepared<{ id: string | null }>(tx, sql`
       select (graphile_worker.add_job(
         ${name}::text,
         ${JSON.stringify(payload)}::text::json,
@@ -74,7 +76,7 @@ export async function enqueueMany<N extends JobName>(
     priority: j.priority ?? null,
   }));
   for (let pass = 1; rows.length > 0; pass++) {
-    const written = await tx.execute<{ key: string | null }>(sql`
+    const written = await executePrepared<{ key: string | null }>(tx, sql`
       select key from graphile_worker.add_jobs((
         select array_agg(row(${name}::text, j.payload, j.queue_name, j.run_at, ${opts.maxAttempts ?? null}::int, j.job_key, j.priority, null)::graphile_worker.job_spec)
         from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text, run_at timestamptz, priority int)
