@@ -44,6 +44,9 @@ it.each([
   ['a document date that does not exist', (p: any) => (p.connection.subscriptions[0].documents[0].date = '2026-02-30'), 'connection.subscriptions.0.documents.0.date'],
   ['a document id of 0', (p: any) => (p.connection.subscriptions[0].documents[1].id = 0), 'connection.subscriptions.0.documents.1.id'],
   ['a subscription id past 2^53 − 1', (p: any) => (p.connection.subscriptions[0].id = 2 ** 53), 'connection.subscriptions.0.id'],
+  // The schema's cross-checks ran on the half-parsed payload and threw on the null list (500).
+  ['a NUL in state beside subscriptions: null', (p: any) => ((p.connection.state = '\u0000'), (p.connection.subscriptions = null)), 'connection.state'],
+  ['a NUL in a label beside documents: null', (p: any) => ((p.connection.subscriptions[0].label = '\u0000'), (p.connection.subscriptions[0].documents = null)), 'connection.subscriptions.0.label'],
 ])('webhook with %s: 400 naming the field, nothing written', async (_what, mutate, field) => {
   const before = await rowCounts();
   await expect400(await sync(mutate), 'invalid_payload', field);

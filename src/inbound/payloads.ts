@@ -87,7 +87,10 @@ export function inboundSchemas(timeZone: string) {
     // Inside one payload every id agrees with its parent object, and a document id appears
     // once: the diff then never has to guess which of two owners is meant.
     .superRefine((p, ctx) => {
+      // zod runs this on a payload whose connection already has issues, as far as it got:
+      // then the connection's transform has not run, and a list may still be null.
       const c = p.connection;
+      if (!Array.isArray(c.subscriptions)) return;
       const disagree = (path: (string | number)[], field: string, parent: string) =>
         ctx.addIssue({ code: 'custom', path: ['connection', ...path, field], message: `differs from ${parent}` });
       if (p.user && p.user.id !== c.id_user) disagree([], 'id_user', 'user.id');
@@ -99,6 +102,7 @@ export function inboundSchemas(timeZone: string) {
         if (s.id_user !== undefined && s.id_user !== c.id_user) disagree(at, 'id_user', 'connection.id_user');
         if (seenSubs.has(s.id)) ctx.addIssue({ code: 'custom', path: ['connection', ...at, 'id'], message: 'duplicate subscription id' });
         seenSubs.add(s.id);
+        if (!Array.isArray(s.documents)) return;
         s.documents.forEach((d, j) => {
           const at = ['subscriptions', i, 'documents', j];
           if (d.id_subscription !== undefined && d.id_subscription !== s.id) disagree(at, 'id_subscription', `its subscription's id (${s.id})`);
