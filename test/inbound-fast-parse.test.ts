@@ -42,23 +42,44 @@ const doc = (subId: number, userId: number) =>
     ),
   );
 
+/** Mostly a value the field's schema takes, now and then one it refuses. */
+const mostly = ([ok, refused]: unknown[][]) => fc.oneof({ weight: 60, arbitrary: fc.constantFrom(...ok) }, { weight: 1, arbitrary: fc.constantFrom(...refused) });
+const OPTIONAL_ID = [[ABSENT, null, 40], [0, '40', true]];
+
+// The fields of a subscription and of the connection, each as its schema has it.
+const subscriptionFields = fc.record({
+  id_connection: fc.constantFrom<unknown>(ABSENT, 31, 31, 31, 31, 31, 31, 32), id_user: fc.constantFrom<unknown>(ABSENT, ABSENT, 9),
+  number: mostly(TEXT), label: mostly(TEXT), subscriber: mostly(TEXT), validity: mostly(DATE), renewdate: mostly(DATE), last_update: mostly(DATETIME),
+});
+const connectionFields = fc.record({
+  id_connector: mostly(OPTIONAL_ID), state: mostly(TEXT), error_message: mostly(TEXT), next_try: mostly(DATETIME),
+  active: mostly(BOOL), captcha_required: mostly(BOOL), extra: fc.constantFrom<unknown>(ABSENT, { accounts: [] }),
+});
+const topFields = fc.record({
+  id_webhook_data: fc.constantFrom<unknown>(5, 5, 5, 5, 5, 5, 5, ABSENT, null, 0),
+  user: fc.constantFrom<unknown>('same', 'same', 'same', 'same', 'same', 'same', 'same', ABSENT, 'other', null, 'extra'),
+});
+
 const payload = fc.integer({ min: 1, max: 3 }).chain((subCount) =>
   fc.record({
     userId: fc.constantFrom(7, 8),
-    subs: fc.array(fc.record({ id: fc.constantFrom(100, 101, 102, 103, 104, 105, 106, 107), hasDocs: fc.constantFrom('array', 'array', 'array', 'array', 'array', 'array', 'absent', 'null'), n: fc.integer({ min: 0, max: 4 }) }), { minLength: subCount, maxLength: subCount }),
+    subs: fc.array(fc.record({ id: fc.constantFrom(100, 101, 102, 103, 104, 105, 106, 107), hasDocs: fc.constantFrom('array', 'array', 'array', 'array', 'array', 'array', 'absent', 'null'), n: fc.integer({ min: 0, max: 4 }), fields: subscriptionFields }), { minLength: subCount, maxLength: subCount }),
     last_update: fc.oneof({ weight: 15, arbitrary: fc.constantFrom(...DATETIME[0]) }, { weight: 1, arbitrary: fc.constantFrom(...DATETIME[1]) }),
     listed: fc.constantFrom('array', 'array', 'array', 'absent', 'null'),
+    connection: connectionFields,
+    top: topFields,
   }).chain((p) =>
     fc.tuple(...p.subs.map((s) => fc.array(doc(s.id, p.userId), { minLength: s.n, maxLength: s.n }))).map((docs) => {
       const strip = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== ABSENT));
       const subscriptions = p.subs.map((s, i) => ({
-        id: s.id, id_connection: 31, number: 'N', label: null,
+        id: s.id, ...strip({ ...s.fields, id_user: s.fields.id_user === 9 ? p.userId : s.fields.id_user }),
         ...(s.hasDocs === 'array' ? { documents: docs[i].map(strip) } : s.hasDocs === 'null' ? { documents: null } : {}),
       }));
-      const connection = strip({ id: 31, id_user: p.userId, state: null, last_update: p.last_update, active: true });
+      const connection = strip({ id: 31, id_user: p.userId, ...p.connection, last_update: p.last_update });
       if (p.listed !== 'absent') connection.subscriptions = p.listed === 'array' ? subscriptions : null;
       // As it arrives: JSON.
-      return JSON.parse(JSON.stringify({ id_webhook_data: 5, user: { id: p.userId }, connection })) as unknown;
+      const user = { same: { id: p.userId }, other: { id: p.userId + 1 }, extra: { id: p.userId, name: 'Doe' } }[p.top.user as string] ?? p.top.user;
+      return JSON.parse(JSON.stringify(strip({ id_webhook_data: p.top.id_webhook_data, user, connection }))) as unknown;
     }),
   ),
 );
@@ -80,7 +101,7 @@ describe('the fast parse of a sync\'s documents', () => {
         expect(slow.success).toBe(true);
         expect(fast).toStrictEqual(slow.data);
       }),
-      { numRuns: 3000 },
+      { numRuns: 5000 },
     );
     // Not vacuous: hundreds of the payloads compared had documents.
     expect(taken).toBeGreaterThan(300);
