@@ -83,12 +83,19 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
     if (refused.erased) throw new ErasedMeanwhile();
     if (refused.conflicts) throw idConflict(refused.conflicts);
   }
-  await queueFileJobs(tx, docs);
-  await recordSubscriptionEvents(tx, [
-    ...subs.added.map((s) => ['subscription.created', s] as const),
-    ...subs.restored.map((s) => ['subscription.restored', s] as const),
-    ...subs.archived.map((s) => ['subscription.deleted', s] as const),
-  ], conn.last_update);
+  // The file jobs and the subscriptions' events do not depend on each other: queued at once,
+  // postgres.js sends their statements in one write and PostgreSQL answers both in one
+  // round trip. Both are settled before anything is thrown, so that no statement of this
+  // transaction can be sent after it has ended.
+  const queued = await Promise.allSettled([
+    queueFileJobs(tx, docs),
+    recordSubscriptionEvents(tx, [
+      ...subs.added.map((s) => ['subscription.created', s] as const),
+      ...subs.restored.map((s) => ['subscription.restored', s] as const),
+      ...subs.archived.map((s) => ['subscription.deleted', s] as const),
+    ], conn.last_update),
+  ]);
+  for (const q of queued) if (q.status === 'rejected') throw q.reason;
 
   const docCount = conn.subscriptions.reduce((n, s) => n + s.documents.length, 0);
   return result({
