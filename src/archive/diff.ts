@@ -1,7 +1,6 @@
 import { getTableColumns, sql, type InferSelectModel, type SQL } from 'drizzle-orm';
 import { sqlArray, sqlColumn, type ColumnType, type ColumnValue } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
-import { executePrepared } from '../db/prepared.js';
 import { subscriptions } from '../db/schema/index.js';
 import { AppError } from '../errors.js';
 import type { ConnectionSync } from './sync.js';
@@ -140,15 +139,14 @@ const erasureOf = (conn: ConnectionSync) =>
  * deleted the row that the upsert then found and locked.
  */
 async function startSync(tx: Tx, conn: ConnectionSync, claim: SQL | undefined) {
-  // Prepared (db/prepared.ts): every table here is read by primary key.
-  const [row] = await executePrepared<{
+  const [row] = await tx.execute<{
     claimed: boolean;
     erased: boolean;
     created: boolean | null;
     captcha_status: string | null;
     captcha_attempts: number | null;
     settings: Record<string, string> | null;
-  }>(tx, sql`
+  }>(sql`
     with claim as (${claim ?? sql`select 1`}),
     erased as (select exists (${erasureOf(conn)}) as erased),
     go as (select from claim where not (select erased from erased)),

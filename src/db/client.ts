@@ -1,5 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { preparingStatements } from './prepared.js';
 import { redactQueryErrors } from './redact.js';
 import * as schema from './schema/index.js';
 
@@ -21,7 +22,9 @@ export function openDatabase(url: string, options: { max?: number } = {}): Datab
     max: options.max ?? 10,
     onnotice: () => {},
     transform: { undefined: null },
+    // Statements are prepared (db/prepared.ts) to save a round trip, not to reuse plans.
+    connection: { plan_cache_mode: 'force_custom_plan' },
   });
-  const db = drizzle(sql, { schema, casing: 'snake_case' });
+  const db = drizzle(preparingStatements(sql), { schema, casing: 'snake_case' });
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }

@@ -1,31 +1,47 @@
-import type { SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
-import type { PostgresJsSession } from 'drizzle-orm/postgres-js';
 import type postgres from 'postgres';
-import type { Tx } from './client.js';
-import { redactQueryError } from './redact.js';
-
-const dialect = new PgDialect();
 
 /**
- * `tx.execute(query)` as a named prepared statement of the connection, for a hot statement
- * whose text never changes (its lists are array parameters) and whose plan does not depend
- * on how large its tables are: lookups by primary key, a function call.
+ * The postgres.js client drizzle is given, made to run every statement that has parameters
+ * as a prepared statement.
  *
- * drizzle sends every statement unnamed, and postgres.js then asks PostgreSQL for the
- * parameter types of an unnamed statement with parameters before binding it: two round
- * trips, and a parse and a plan, each time. Named, it is described once per connection, and
- * after five runs PostgreSQL keeps a generic plan. That plan is made once, for the sizes the
- * tables had then; hence the second condition above (a scan that suits a small table would
- * stay when it has grown).
+ * drizzle asks postgres.js for an unprepared statement unless a query was `.prepare()`d, and
+ * postgres.js then sends a statement with parameters in two round trips: Parse/Describe
+ * first, to learn the parameters' types, then Bind/Execute on the answer — and nothing
+ * queued behind it on the connection goes out meanwhile. Prepared, a statement is described
+ * once per connection (postgres.js keeps it by its text and types) and then runs in one
+ * round trip, pipelined with its neighbours. On this 2-core machine a round trip is mostly
+ * a wait for the CPU at each wake-up (README "Performance").
+ *
+ * Statements without parameters are left as they are: they already go in one round trip,
+ * and those whose text carries their values would each be kept by the connection for
+ * nothing. Plans stay per execution, as unprepared: the connections run with
+ * `plan_cache_mode = force_custom_plan` (db/client.ts), so a prepared statement never
+ * switches to a generic plan that ignores its values (a page's limit, a user's row count).
+ *
+ * Transactions, savepoints and reserved connections hand drizzle clients of their own;
+ * those are wrapped the same way.
  */
-export async function executePrepared<T extends Record<string, unknown>>(tx: Tx, query: SQL): Promise<T[]> {
-  const client = (tx._.session as unknown as PostgresJsSession<postgres.Sql, Record<string, never>, never>).client;
-  const { sql, params } = dialect.sqlToQuery(query);
-  try {
-    return (await client.unsafe(sql, params as postgres.ParameterOrJSON<never>[], { prepare: true })) as unknown as T[];
-  } catch (e) {
-    // As drizzle's own queries do (db/redact.ts): no bound value leaves with the error.
-    throw redactQueryError(e);
-  }
+export function preparingStatements<T extends postgres.Sql>(client: T): T {
+  return new Proxy(client, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      switch (key) {
+        case 'unsafe':
+          return (query: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) =>
+            target.unsafe(query, params as never, params && params.length > 0 ? { ...options, prepare: true } : options);
+        case 'begin':
+        case 'savepoint':
+          // (fn) or (name or options, fn): the callback is the last argument.
+          return (...args: unknown[]) => {
+            const fn = args.at(-1) as (sql: postgres.Sql) => unknown;
+            return (value as (...a: unknown[]) => unknown).apply(target, [...args.slice(0, -1), (sql: postgres.Sql) => fn(preparingStatements(sql))]);
+          };
+        case 'reserve':
+          return async () => preparingStatements(await (value as () => Promise<postgres.ReservedSql>).apply(target));
+        default:
+          return value;
+      }
+    },
+  });
 }

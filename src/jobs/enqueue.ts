@@ -1,6 +1,5 @@
 import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
-import { executePrepared } from '../db/prepared.js';
 import type { JobName, JobPayload } from './catalog.js';
 
 export interface EnqueueOptions {
@@ -37,7 +36,7 @@ export async function enqueue<N extends JobName>(
   opts: EnqueueOptions = {},
 ): Promise<void> {
   for (let pass = 1; ; pass++) {
-    const [row] = await executePrepared<{ id: string | null }>(tx, sql`
+    const [row] = await tx.execute<{ id: string | null }>(sql`
       select (graphile_worker.add_job(
         ${name}::text,
         ${JSON.stringify(payload)}::text::json,
@@ -76,7 +75,7 @@ export async function enqueueMany<N extends JobName>(
     priority: j.priority ?? null,
   }));
   for (let pass = 1; rows.length > 0; pass++) {
-    const written = await executePrepared<{ key: string | null }>(tx, sql`
+    const written = await tx.execute<{ key: string | null }>(sql`
       select key from graphile_worker.add_jobs((
         select array_agg(row(${name}::text, j.payload, j.queue_name, j.run_at, ${opts.maxAttempts ?? null}::int, j.job_key, j.priority, null)::graphile_worker.job_spec)
         from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text, run_at timestamptz, priority int)
