@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type SQL } from 'drizzle-orm';
+import { sqlArray } from '../db/arrays.js';
 import type { Tx } from '../db/client.js';
 import type { JobName, JobPayload } from '../jobs/catalog.js';
 import { enqueueMany } from '../jobs/enqueue.js';
-import { intLiteral, textArrayLiteral, textLiteral } from '../notify/literal.js';
 import { deliveryBatchJobKeySql, failingEndpointQueueSql, messageJobKeySql, svixJobKeySql } from '../jobs/keys.js';
 
 /**
@@ -56,7 +56,7 @@ export const deliveryBatchSize = 100;
 
 /** Whether endpoint `e` wants an event of type `type`: listed, or empty `events` and not opt-in. */
 const wants = (e: SQL, type: SQL) =>
-  sql`(${type} = any(${e}.events) or (cardinality(${e}.events) = 0 and not (${type} = any(${textArrayLiteral(optInEventTypes)}))))`;
+  sql`(${type} = any(${e}.events) or (cardinality(${e}.events) = 0 and not (${type} = any(${sqlArray(optInEventTypes, 'text')}))))`;
 
 /**
  * Record events and fan them out; returns the ids of the events not recorded before.
@@ -76,8 +76,8 @@ const wants = (e: SQL, type: SQL) =>
  * it, so a burst makes a few jobs per endpoint, never one per message; a transaction that
  * would wait for another's batch job row takes one of its own connection instead.
  *
- * The statement carries its values as literals, not parameters (notify/literal.ts): one
- * round trip, where the parameters made it two, plus two more for a separate `add_jobs`.
+ * One statement, prepared like every statement with parameters (db/prepared.ts): one
+ * round trip for the whole outbox write, where a separate `add_jobs` made it two more.
  *
  * `priority` (graphile-worker's: smaller first) is that of the delivery jobs: the bills of
  * a backfill are announced at their file batch's priority, and their deliveries must not
@@ -93,7 +93,7 @@ export async function recordEvents(tx: Tx, list: NewEvent[], opts: { priority?: 
     with inserted as (
       insert into events (id, dedupe_key, type, user_id, connection_id, data)
       select id, dedupe_key, type, user_id, connection_id, data
-      from jsonb_to_recordset(${textLiteral(JSON.stringify(rows))}::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, connection_id bigint, data jsonb)
+      from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as x(id text, dedupe_key text, type text, user_id bigint, connection_id bigint, data jsonb)
       on conflict (dedupe_key) do nothing
       returning id, type
     ),
@@ -108,7 +108,7 @@ export async function recordEvents(tx: Tx, list: NewEvent[], opts: { priority?: 
       returning id, endpoint_id, status, nextval('message_batch_seq') as seq
     ),
     sendable as (
-      select f.id, f.endpoint_id, f.seq, f.seq / ${intLiteral(deliveryBatchSize)} as batch, e.failing_since is not null as failing
+      select f.id, f.endpoint_id, f.seq, f.seq / ${deliveryBatchSize}::int as batch, e.failing_since is not null as failing
       from fanout f join webhook_endpoints e on e.id = f.endpoint_id
       where f.status = 'pending'
     ),
@@ -129,7 +129,7 @@ export async function recordEvents(tx: Tx, list: NewEvent[], opts: { priority?: 
     ),
     added as (
       select j.key
-      from (select array_agg(row(task, payload, queue_name, null, null, job_key, ${priority === null ? sql`null` : intLiteral(priority)}::int, null)::graphile_worker.job_spec) as a from specs) s,
+      from (select array_agg(row(task, payload, queue_name, null, null, job_key, ${priority}::int, null)::graphile_worker.job_spec) as a from specs) s,
         lateral graphile_worker.add_jobs(s.a) j
       where s.a is not null
     )

@@ -12,7 +12,6 @@ import { warnDisabled, warnIfFailing } from './ops-events.js';
 import { nextStepAfterAttempt, type Decision } from './retry.js';
 import { withFreshFileLinks } from './fresh-links.js';
 import { activeSecrets, signedHeaders } from './signing.js';
-import { textArrayLiteral, textLiteral } from './literal.js';
 
 export const deliveryTimeoutMs = 15_000;
 
@@ -80,7 +79,7 @@ async function deliverAll(deps: Deps, items: Item[], inQueue: boolean): Promise<
     from messages m
     join webhook_endpoints e on e.id = m.endpoint_id
     join events ev on ev.id = m.event_id
-    where m.id = any(${textArrayLiteral(items.map((i) => i.messageId))})`);
+    where m.id = any(${sqlArray(items.map((i) => i.messageId), 'text')})`);
   const byId = new Map(rows.map((r) => [r.id, r]));
 
   const toSend: { item: Item; m: MessageToSend; endpoint: EndpointState }[] = [];
@@ -260,7 +259,7 @@ async function recordSuccesses(db: Db, done: { item: Item; endpoint: EndpointSta
   }));
   await db.execute(sql`
     with input as (
-      select * from json_to_recordset(${textLiteral(JSON.stringify(rows))}::json)
+      select * from json_to_recordset(${JSON.stringify(rows)}::text::json)
         as x(message_id text, endpoint_id text, attempt int, status_code int, duration_ms int, response text)
     ),
     m as (
