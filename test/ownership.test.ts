@@ -2,7 +2,6 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyConnectionSync } from '../src/archive/diff.js';
 import { connectionSyncOf, inboundSchemas } from '../src/inbound/payloads.js';
-import { readSettings } from '../src/settings.js';
 import { createTestContext, type TestContext } from './helpers/context.js';
 import { waitUntil } from './helpers/receiver.js';
 import { syncedPayload } from './helpers/webhooks.js';
@@ -147,7 +146,7 @@ describe('concurrent first claims of one new id', () => {
     let applied = false;
     const holding = ctx.deps.db.transaction(async (tx) => {
       pid = (await tx.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`))[0].pid;
-      await applyConnectionSync(tx, sync, await readSettings(tx));
+      await applyConnectionSync(tx, sync);
       applied = true;
       await gate;
     });

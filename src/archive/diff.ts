@@ -22,7 +22,7 @@ export type SyncOutcome = { status: 'processed'; summary: SyncSummary } | { stat
 
 export interface SyncResult {
   outcome: SyncOutcome;
-  /** The settings the sync was applied under (read in its first statement unless given). */
+  /** The settings the sync was applied under (read in its first statement). */
   settings: Settings;
   /** The connection's captcha tracking as the sync found it, under its lock; null when nothing was applied. */
   captcha: CaptchaTracking | null;
@@ -50,9 +50,9 @@ export class ErasedMeanwhile extends Error {
  * in the sync's first statement, so a duplicate costs one round trip and writes nothing.
  * Throws ErasedMeanwhile (see there).
  */
-export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings?: Settings, opts: { claim?: SQL } = {}): Promise<SyncResult> {
+export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, opts: { claim?: SQL } = {}): Promise<SyncResult> {
   const start = await startSync(tx, conn, opts.claim);
-  const result = (outcome: SyncOutcome): SyncResult => ({ outcome, settings: settings ?? start.settings, captcha: start.captcha });
+  const result = (outcome: SyncOutcome): SyncResult => ({ outcome, settings: start.settings, captcha: start.captcha });
   if (!start.claimed) return result({ status: 'duplicate' });
   // A sync of an erased user or connection (late, or retried by the aggregator) is older
   // than its erasure: stale, and nothing comes back.
@@ -70,7 +70,7 @@ export async function applyConnectionSync(tx: Tx, conn: ConnectionSync, settings
   // subscriptions statement reads the erasures again.
   const subs = await upsertSubscriptions(tx, conn, start.created);
   if (subs.erased) throw new ErasedMeanwhile();
-  const docs = await upsertDocuments(tx, conn, (settings ?? start.settings).force_pdf === '1');
+  const docs = await upsertDocuments(tx, conn, start.settings.force_pdf === '1');
   // The upserts never touch a row of another owner (their conflict clauses say so), so
   // what is left to do is to refuse the whole sync if it named one. Checked after them,
   // not before: a concurrent sync claiming the same new id first is only visible once our

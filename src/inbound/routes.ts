@@ -149,7 +149,7 @@ async function applyInboundWebhook(
           // Before the connection row lock, which the sync's first statement takes together
           // with the delivery's claim: see archive/captcha/track.ts.
           await holdCaptchaSwitch(tx, conn);
-          const { outcome, settings, captcha } = await applyConnectionSync(tx, connectionSyncOf(conn), undefined, { claim: claimStatement(key, event) });
+          const { outcome, settings, captcha } = await applyConnectionSync(tx, connectionSyncOf(conn), { claim: claimStatement(key, event) });
           if (outcome.status === 'stale') await markOutcome(tx, key, 'stale');
           else if (outcome.status === 'processed') await trackCaptcha(tx, conn, settings, { log: deps.log, tracking: captcha ?? undefined });
           return outcome;

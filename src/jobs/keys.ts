@@ -26,10 +26,13 @@ export const announceJobKey = (documentId: number) => `announce:${documentId}`;
 export const announceBatchJobKey = (fileJob: string) => `announce:batch:${fileJob}`;
 /** `send_document_email` of one announced document. */
 export const emailJobKey = (documentId: number) => `email:${documentId}`;
+// Each prefix is written once for both spellings below: a key made in TypeScript (a retry,
+// the sweep) and one made by PostgreSQL (the recording statement) must be the same key.
+const messageKeyPrefix = 'msg:';
 /** `deliver_message` of one message: its next attempt. */
-export const messageJobKey = (messageId: string) => `msg:${messageId}`;
+export const messageJobKey = (messageId: string) => `${messageKeyPrefix}${messageId}`;
 /** The same, spelt by PostgreSQL (events/record.ts queues jobs in its recording statement). */
-export const messageJobKeySql = (messageId: SQL) => sql`'msg:' || ${messageId}`;
+export const messageJobKeySql = (messageId: SQL) => sql`${messageKeyPrefix}::text || ${messageId}`;
 
 /**
  * `deliver_messages`, the batch job of a healthy endpoint's first attempts (events/record.ts),
@@ -63,14 +66,15 @@ export const opsEmailJobKey = (opsEventId: string) => `ops-email:${opsEventId}`;
 /** `captcha_resync` of one connection: at most one pending retry per connection. */
 export const captchaJobKey = (connectionId: number) => `captcha:${connectionId}`;
 
+const failingQueuePrefix = 'notify:';
 /**
  * The queue of a failing endpoint's deliveries. Healthy endpoints' messages run in no
  * queue (in parallel, as fast as the worker goes); once an endpoint fails, its messages
  * are delivered one at a time in this queue, so a slow or dead receiver holds at most one
  * worker slot however many messages it has waiting (see notify/deliver.ts).
  */
-export const failingEndpointQueue = (endpointId: string) => `notify:${endpointId}`;
-export const failingEndpointQueueSql = (endpointId: SQL) => sql`'notify:' || ${endpointId}`;
+export const failingEndpointQueue = (endpointId: string) => `${failingQueuePrefix}${endpointId}`;
+export const failingEndpointQueueSql = (endpointId: SQL) => sql`${failingQueuePrefix}::text || ${endpointId}`;
 
 /** Cancel the jobs of these keys on the caller's transaction (graphile-worker lets one already running finish, and not retry). */
 export async function removeJobs(tx: Tx, keys: readonly string[]): Promise<void> {
