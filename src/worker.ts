@@ -3,12 +3,13 @@ import { sql } from 'drizzle-orm';
 import { Logger as WorkerLogger, run, type Runner, type RunnerOptions, type Task, type TaskList, type WorkerEvents } from 'graphile-worker';
 import { captchaResync } from './captcha/tasks.js';
 import { redactQueryError } from './db/redact.js';
-import { openWorkerPool } from './db/worker-pool.js';
+import { listenToOwnChannel, openWorkerPool } from './db/worker-pool.js';
 import type { Deps } from './deps.js';
 import { sweepStuckFiles } from './files/sweep.js';
 import { fetchDocumentFile, fetchDocumentFiles } from './files/tasks.js';
 import { renderThumbnails } from './files/thumbnail-job.js';
 import { jobCatalog, type JobName } from './jobs/catalog.js';
+import { poolChannel, poolTasks } from './jobs/pools.js';
 import type { JobHandlerFactory } from './jobs/handler.js';
 import { startLiveness, type Liveness } from './jobs/liveness.js';
 import { pruneRetentionTask } from './retention/prune.js';
@@ -64,20 +65,10 @@ export function buildTaskList(deps: Deps): TaskList {
 }
 
 /**
- * The worker runs three graphile-worker pools, each with its own slots, so that no kind of
- * work holds the slots of another (graphile-worker's job fetch only takes jobs of the
- * tasks in a pool's own task list — `task_id = any(…)` in its get_job):
- * - files (FILE_CONCURRENCY): a provider that trickles its bytes holds a slot for up to
- *   FILE_DOWNLOAD_TIMEOUT_S, and eight of them must not stop deliveries, mails and
- *   re-syncs (issue 9);
- * - thumbnails (one slot: PDF thumbnails are drawn by one thread), off the announcement's
- *   path, so a backlog of them delays no file and no bill;
- * - main (WORKER_CONCURRENCY): every other task, and the periodic ones.
+ * The worker runs three graphile-worker pools (jobs/pools.ts), each with its own slots:
+ * graphile-worker's job fetch only takes jobs of the tasks in a pool's own task list
+ * (`task_id = any(…)` in its get_job).
  */
-export const poolTasks = {
-  files: ['fetch_document_files', 'fetch_document_file'],
-  thumbnails: ['render_thumbnails'],
-} as const satisfies Record<string, readonly JobName[]>;
 type Pool = keyof typeof poolTasks | 'main';
 
 export interface Worker {
@@ -170,6 +161,9 @@ async function superviseRunner(
   const poolIds = new WeakMap<Runner, string>();
   let starting: string | undefined;
   events.on('pool:create', ({ workerPool }) => void (starting = workerPool.id));
+  // The files and thumbnails pools wake for jobs of their own tasks only (jobs/pools.ts);
+  // the main pool, which runs every other task, for every new job.
+  if (pool !== 'main') listenToOwnChannel(events, poolChannel(pool));
   const options: RunnerOptions = {
     ...own,
     noHandleSignals: true,

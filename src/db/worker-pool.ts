@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type { WorkerEvents } from 'graphile-worker';
+import pg, { type Notification, type PoolClient } from 'pg';
 import type { Logger } from '../logger.js';
 
 /**
@@ -23,4 +24,46 @@ export function openWorkerPool(databaseUrl: string, log: Logger): pg.Pool {
   pool.on('error', logError);
   pool.on('connect', (client) => client.on('error', logError));
   return pool;
+}
+
+/**
+ * Makes a graphile-worker pool wake for new jobs of its own tasks only: once graphile-worker
+ * has its LISTEN connection (`pool:listen:success`, just before it sends `LISTEN
+ * "jobs:insert"` on it), that connection stops listening to `jobs:insert` and listens to
+ * `channel` instead, whose notifications nudge the pool as graphile-worker's own would
+ * (jobs/pools.ts says who notifies it). Polling is unchanged: a job that becomes due later
+ * (a retry, a released lock) is found by the poll, as before.
+ */
+export function listenToOwnChannel(events: WorkerEvents, channel: string): void {
+  const quoted = `"${channel.replaceAll('"', '""')}"`;
+  const attached = new WeakMap<PoolClient, (m: Notification) => void>();
+  events.on('pool:listen:success', ({ client, workerPool }) => {
+    const onNotification = (m: Notification) => {
+      if (m.channel !== channel) return;
+      let count = 1;
+      try {
+        count = Number((JSON.parse(m.payload ?? '{}') as { count?: unknown }).count ?? 1) || 1;
+      } catch {
+        // Not ours after all: a nudge too many costs one job fetch.
+      }
+      workerPool.nudge(count);
+    };
+    attached.set(client, onNotification);
+    client.on('notification', onNotification);
+    // Queued after graphile-worker's LISTEN, which it sends right after this event: a
+    // client runs its queries in order.
+    queueMicrotask(() => {
+      client.query(`UNLISTEN "jobs:insert"; LISTEN ${quoted};`).catch(() => {
+        // The client failed: graphile-worker releases it and listens again on a new one.
+      });
+    });
+  });
+  events.on('pool:listen:release', ({ client }) => {
+    const onNotification = attached.get(client);
+    if (!onNotification) return;
+    attached.delete(client);
+    client.off('notification', onNotification);
+    // graphile-worker unlistens its own channels only, and the client goes back to the pool.
+    client.query(`UNLISTEN ${quoted};`).catch(() => {});
+  });
 }

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import type { JobName, JobPayload } from './catalog.js';
+import { notifyPoolSql } from './pools.js';
 
 export interface EnqueueOptions {
   /** Deduplicates: a second job with the same key replaces the pending one. */
@@ -28,6 +29,10 @@ export interface EnqueueOptions {
  * merged into it — would be lost. On the second pass the running job is un-keyed and a
  * new one is inserted, as graphile-worker documents. (Seen in bench/notify.ts: 389 of
  * 2,000 streamed notifications stranded before this.)
+ *
+ * Jobs of the files and thumbnails pools also notify their pool's channel, in the same
+ * statement (jobs/pools.ts): those pools do not wake for graphile-worker's `jobs:insert`.
+ * Queue their jobs through here (or notify likewise), or they wait for the next poll.
  */
 export async function enqueue<N extends JobName>(
   tx: Tx,
@@ -46,7 +51,7 @@ export async function enqueue<N extends JobName>(
         job_key := ${opts.jobKey ?? null}::text,
         priority := ${opts.priority ?? null}::int,
         job_key_mode := ${opts.jobKeyMode ?? null}::text
-      )).id`);
+      )).id${notifyPoolSql(name)}`);
     if (row.id !== null || !opts.jobKey) return;
     if (pass === maxPasses) throw new Error(`job ${name} ${opts.jobKey} could not be added`);
   }
@@ -76,7 +81,7 @@ export async function enqueueMany<N extends JobName>(
   }));
   for (let pass = 1; rows.length > 0; pass++) {
     const written = await tx.execute<{ key: string | null }>(sql`
-      select key from graphile_worker.add_jobs((
+      select key${notifyPoolSql(name)} from graphile_worker.add_jobs((
         select array_agg(row(${name}::text, j.payload, j.queue_name, j.run_at, ${opts.maxAttempts ?? null}::int, j.job_key, j.priority, null)::graphile_worker.job_spec)
         from json_to_recordset(${JSON.stringify(rows)}::text::json) as j(payload json, job_key text, queue_name text, run_at timestamptz, priority int)
       ))`);
