@@ -172,6 +172,11 @@ async function superviseRunner(
     events,
     preset: {
       worker: {
+        // No local queue (`localQueue.size`), though it would fetch several jobs per
+        // statement and could delay fetches so that messages gather in a waiting batch job:
+        // its fetch takes up to `size` jobs of one named queue at once, and a failing
+        // endpoint's lane must run one request at a time (notify/deliver.ts; with it, four
+        // requests hung on a slow endpoint in test/notify-delivery).
         // Batched completion and failure: graphile-worker then retries them with backoff
         // (about 5 min in all) through a database outage, instead of dropping the pool on
         // the first refused connection.
