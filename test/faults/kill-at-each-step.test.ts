@@ -285,7 +285,7 @@ step('delivery, killed after the answer was recorded but before the job complete
   const res = await ctx.sendWebhook('CONNECTION_SYNCED', syncedPayload({ userId: 95, connectionId: 950, subscriptions: [{ id: 9500, documents: [{ id: 9501 }] }] }));
   expect(res.status).toBe(200);
   spawnWorker();
-  await waitUntil(async () => jobRow, 10_000, 'the job row locked');
+  await waitUntil(async () => jobRow, 60_000, 'the job row locked');
   await blockedBy(jobRow!.pid);
   const [msg] = await ctx.deps.db.execute<{ id: string; status: string }>(sql`
     select m.id, m.status from messages m join events e on e.id = m.event_id where e.user_id = 95 and e.type = 'document.created'`);
