@@ -129,19 +129,28 @@ export async function peakRssGrowth<T>(fn: () => Promise<T>): Promise<{ value: T
   }
 }
 
-/**
- * POST a CONNECTION_SYNCED, signed as Powens signs it, and insist on `processed`.
- * Returns the moment its answer came (performance.now()).
- */
-export async function postSync(svc: BenchService, body: unknown): Promise<number> {
-  const path = '/webhooks/powens/CONNECTION_SYNCED';
+/** A CONNECTION_SYNCED as a sender has it ready to go: its raw body and its signature headers. */
+export interface SignedSync {
+  raw: string;
+  headers: Record<string, string>;
+}
+
+/** Serialise and sign a CONNECTION_SYNCED as Powens signs it (the sender's side of the work). */
+export function signSync(body: unknown): SignedSync {
   const raw = JSON.stringify(body);
   const date = new Date().toISOString();
-  const res = await fetch(svc.baseUrl + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'bi-signature-date': date, 'bi-signature': powensSignature(BENCH_INBOUND, 'POST', path, date, Buffer.from(raw)) },
-    body: raw,
-  });
+  const signature = powensSignature(BENCH_INBOUND, 'POST', SYNC_PATH, date, Buffer.from(raw));
+  return { raw, headers: { 'content-type': 'application/json', 'bi-signature-date': date, 'bi-signature': signature } };
+}
+
+const SYNC_PATH = '/webhooks/powens/CONNECTION_SYNCED';
+
+/** POST a CONNECTION_SYNCED, signed as Powens signs it, and insist on `processed`. Returns the moment its answer came (performance.now()). */
+export const postSync = (svc: BenchService, body: unknown): Promise<number> => postSigned(svc, signSync(body));
+
+/** postSync of a body signSync made beforehand. */
+export async function postSigned(svc: BenchService, signed: SignedSync): Promise<number> {
+  const res = await fetch(svc.baseUrl + SYNC_PATH, { method: 'POST', headers: signed.headers, body: signed.raw });
   const out = (await res.json()) as { status: string };
   if (res.status !== 200 || out.status !== 'processed') throw new Error(`unexpected answer ${res.status} ${JSON.stringify(out)}`);
   return performance.now();
