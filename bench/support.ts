@@ -129,17 +129,22 @@ export async function peakRssGrowth<T>(fn: () => Promise<T>): Promise<{ value: T
   }
 }
 
-/** A CONNECTION_SYNCED as a sender has it ready to go: its raw body and its signature headers. */
+/** A CONNECTION_SYNCED as a sender has it ready to go: the bytes of its body and its signature headers. */
 export interface SignedSync {
-  raw: string;
+  raw: Uint8Array<ArrayBuffer>;
   headers: Record<string, string>;
 }
 
-/** Serialise and sign a CONNECTION_SYNCED as Powens signs it (the sender's side of the work). */
+/**
+ * Serialise and sign a CONNECTION_SYNCED as Powens signs it (the sender's side of the work).
+ * The body goes as the very bytes that were signed: given a string, fetch would encode it
+ * to UTF-8 again inside the timed window (~10 ms for a 10,000-document body).
+ */
 export function signSync(body: unknown): SignedSync {
-  const raw = JSON.stringify(body);
+  const bytes = Buffer.from(JSON.stringify(body));
   const date = new Date().toISOString();
-  const signature = powensSignature(BENCH_INBOUND, 'POST', SYNC_PATH, date, Buffer.from(raw));
+  const signature = powensSignature(BENCH_INBOUND, 'POST', SYNC_PATH, date, bytes);
+  const raw = new Uint8Array(bytes); // what fetch's types take
   return { raw, headers: { 'content-type': 'application/json', 'bi-signature-date': date, 'bi-signature': signature } };
 }
 
