@@ -363,6 +363,20 @@ function documentColumns(conn: ConnectionSync): ColumnValue[][] {
 }
 
 /**
+ * work_mem (kB) for the rest of a sync's transaction (its documents statement, then the
+ * file jobs), never less than the server's own. The statement holds its rows in
+ * tuplestores — the input, the stored rows, the rows written, the triggers' transition
+ * tables — and each one past work_mem goes to a temporary file: at the default 4 MB, a
+ * 100,000-document sync wrote and read back ~110 MB of them, ~23% of its database CPU
+ * (bench sync). A row takes well under 1 KiB there, so 1 KiB per document, up to 128 MB:
+ * past ~130,000 documents the rows spill again, as before, rather than take more of the
+ * server's memory for one statement.
+ */
+export function documentsWorkMemKb(documents: number): number {
+  return Math.min(131_072, documents);
+}
+
+/**
  * Insert new documents, update changed ones (never re-announced), leave the rest, and give
  * every new document its file row in the same statement: 'pending' when it has a url to
  * fetch, else 'none'. Returns the ids of the added ones by the state of their new file row,
@@ -384,7 +398,9 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
   // The planner cannot estimate the joins of the input with `old` (CTEs have no statistics):
   // for 10,000 rows it expects billions, and JIT-compiles the statement for ~450 ms, where
   // running it takes ~150. Off for the rest of this transaction; nothing in it gains from JIT.
-  await tx.execute(sql`select set_config('jit', 'off', true)`);
+  // work_mem: see documentsWorkMem.
+  await tx.execute(sql`select set_config('jit', 'off', true),
+    set_config('work_mem', greatest(pg_size_bytes(current_setting('work_mem')) / 1024, ${documentsWorkMemKb(columns[0].length)}::bigint) || 'kB', true)`);
   // A column with no value at all (a field the aggregator did not send, such as `income`)
   // goes as an empty array: unnest pads the shorter arrays of its input with nulls.
   const input = sql.join(INPUT_COLUMNS.map(([, type], c) => sqlColumn(columns[c].some((v) => v != null) ? columns[c] : [], type)), sql`, `);
