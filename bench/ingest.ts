@@ -121,6 +121,9 @@ export async function benchLargeSync() {
       const m = await medianOf(3, async () => {
         const body = payload(n++, 10, size / 10);
         const signed = signSync(body);
+        // The sender's JSON string (two-byte, ~70 MB at 100,000 documents) is garbage now:
+        // collected before the start, or the service would reuse its heap and the RSS
+        // growth would read low (`npm run bench` exposes gc).
         global.gc?.();
         const { value: sync, mib } = await peakRssGrowth(() => send(svc, signed));
         const copy = await copyReference(svc, body);
