@@ -115,9 +115,11 @@ export async function medianOf<T extends Record<string, number>>(n: number, fn: 
   return { ...(out as T), runs };
 }
 
-/** Peak resident set size of this process while `fn` runs, sampled every 5 ms, as growth over the start. */
-export async function peakRssGrowth<T>(fn: () => Promise<T>): Promise<{ value: T; mib: number }> {
-  const start = process.memoryUsage().rss;
+/**
+ * Peak resident set size of this process while `fn` runs, sampled every 5 ms, as growth over
+ * `start` (default: the RSS when it starts).
+ */
+export async function peakRssGrowth<T>(fn: () => Promise<T>, start = process.memoryUsage().rss): Promise<{ value: T; mib: number }> {
   let peak = start;
   const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 5);
   try {
