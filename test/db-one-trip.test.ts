@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../src/db/client.js';
 import { readWithSettings } from '../src/db/one-trip.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { waitUntil } from './helpers/receiver.js';
 
 // One connection: what a read leaves behind is what the next query on the pool meets.
 let clone: TestDatabase;
@@ -36,4 +37,24 @@ it('rejects with the read\'s error, and the connection is back out of any transa
 it('is read only: a write in it is refused and nothing is written', async () => {
   await expect(readWithSettings(db, {}, (tx) => tx.execute(sql`insert into users (id) values (4242)`))).rejects.toThrow(/read-only/);
   expect([...(await db.execute(sql`select id from users where id = 4242`))]).toEqual([]);
+});
+
+it('rejects when its connection is lost under the read, instead of waiting for ever on the commit queued behind it, and the pool goes on', async () => {
+  const read = readWithSettings(db, { work_mem: '2MB' }, (tx) => tx.execute(sql`select pg_sleep(60) as one_trip_lost, ${1}::int as x`));
+  read.catch(() => {});
+  // The server ends the session while the read runs (an operator, a failover, a restart).
+  const admin = openDatabase(clone.url, { max: 1 });
+  try {
+    await waitUntil(async () => {
+      const [r] = await admin.db.execute<{ n: number }>(sql`
+        select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+        where query like '%one_trip_lost%' and state = 'active' and pid <> pg_backend_pid()`);
+      return r.n > 0;
+    }, 20_000, 'the read to run');
+  } finally {
+    await admin.close();
+  }
+  await expect(read).rejects.toThrow();
+  // The pool reconnects for the next query, out of any transaction.
+  expect(await bitmapScan()).toBe('on');
 });

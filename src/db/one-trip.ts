@@ -22,6 +22,7 @@ export async function readWithSettings<T>(db: Db, settings: Record<string, strin
   const pool = (db as unknown as { $client: postgres.Sql }).$client;
   const conn = await pool.reserve();
   let commit: postgres.PendingQuery<postgres.Row[]> | undefined;
+  let gone = false;
   const end = () => (commit ??= conn`commit`.execute());
   try {
     // `execute()` queues a query now, in call order (awaiting it would queue it later).
@@ -42,8 +43,29 @@ export async function readWithSettings<T>(db: Db, settings: Record<string, strin
     const result = await read(new PostgresJsDatabase(dialect, new PostgresJsSession(client, dialect, undefined), undefined) as unknown as Db);
     await Promise.all(setup);
     return result;
+  } catch (e) {
+    gone = connectionGone(e);
+    throw e;
   } finally {
-    await end().catch(() => {});
-    conn.release();
+    // A connection lost under the read never answers the `commit` queued behind it: waiting
+    // for it hung the request for good. postgres.js has then taken the connection back
+    // itself (to reconnect it for the next query), so it is not ours to release either.
+    if (!gone) {
+      await end().catch(() => {});
+      conn.release();
+    }
   }
+}
+
+/**
+ * Whether an error says the connection itself is gone (postgres.js's own codes, a socket's,
+ * or the server ending the session: 57P01–57P05), looking through the wrappers drizzle
+ * and db/redact.ts put around a query's error.
+ */
+function connectionGone(e: unknown): boolean {
+  for (let x = e as { code?: unknown; cause?: unknown } | undefined, depth = 0; x && depth < 5; x = x.cause as typeof x, depth++) {
+    const code = typeof x.code === 'string' ? x.code : '';
+    if (['CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code) || code.startsWith('57P')) return true;
+  }
+  return false;
 }
