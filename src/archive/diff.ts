@@ -398,7 +398,7 @@ async function upsertDocuments(tx: Tx, conn: ConnectionSync, forcePdf: boolean) 
   // The planner cannot estimate the joins of the input with `old` (CTEs have no statistics):
   // for 10,000 rows it expects billions, and JIT-compiles the statement for ~450 ms, where
   // running it takes ~150. Off for the rest of this transaction; nothing in it gains from JIT.
-  // work_mem: see documentsWorkMem.
+  // work_mem: see documentsWorkMemKb.
   await tx.execute(sql`select set_config('jit', 'off', true),
     set_config('work_mem', greatest(pg_size_bytes(current_setting('work_mem')) / 1024, ${documentsWorkMemKb(columns[0].length)}::bigint) || 'kB', true)`);
   // A column with no value at all (a field the aggregator did not send, such as `income`)
